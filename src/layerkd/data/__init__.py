@@ -1,0 +1,1 @@
+"""Data: synthetic generator, real Amazon loaders, downloads, sample preparation."""
