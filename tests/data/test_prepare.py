@@ -1,0 +1,178 @@
+"""Tests of prepare: cleaning, k-core, leave-one-out split, negatives, outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from layerkd.data.prepare import PrepareParams, kcore_filter, prepare, prepare_dataset
+from layerkd.data.synthetic import generate
+from layerkd.io import read_json
+
+
+def _inter(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
+
+
+def _items(ids: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"item_id": ids, "title": [f"title {i}" for i in ids],
+                         "text": [f"text {i}" for i in ids]})
+
+
+def test_kcore_needs_two_passes_hand_computed() -> None:
+    # A-D rate x, y, z. E rates x, y, w; F rates x, w, v. With k=3:
+    # pass 1 drops items w (2 ratings) and v (1): E is left with x, y and F with x;
+    # pass 2 drops users E and F; pass 3 removes nothing.
+    rows = [(u, i, 5.0, t) for t, (u, i) in enumerate(
+        [(u, i) for u in "ABCD" for i in "xyz"]
+        + [("E", "x"), ("E", "y"), ("E", "w"), ("F", "x"), ("F", "w"), ("F", "v")])]
+    out, stats = kcore_filter(_inter(rows), 3)
+    assert stats["kcore_iterations"] == 2
+    assert stats["dropped_rows"] == 6
+    assert stats["dropped_users"] == 2 and stats["dropped_items"] == 2
+    assert sorted(zip(out["user_id"], out["item_id"], strict=True)) == [
+        (u, i) for u in "ABCD" for i in "xyz"]
+
+
+def _tiny() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """User u: a(1) x(2 then dup at 9) c(3) d(5) b(5) -> order a x c b d (tie b<d by item_id).
+
+    Users v and w fill the catalogue; one row misses its user, one names an item without text.
+    """
+    rows = [
+        ("u", "a", 5.0, 1), ("u", "x", 4.0, 9), ("u", "c", 3.0, 3), ("u", "d", 2.0, 5),
+        ("u", "b", np.nan, 5), ("u", "x", 1.0, 2),
+        ("v", "a", 5.0, 1), ("v", "b", 5.0, 2), ("v", "e", 5.0, 3), ("v", "f", 5.0, 4),
+        ("w", "e", 4.0, 7), ("w", "f", 4.0, 8), ("w", "g", 4.0, 9), ("w", "h", 4.0, 10),
+        (None, "a", 5.0, 11), ("w", "nometa", 5.0, 12),
+    ]
+    return _inter(rows), _items(list("abcdefghx"))
+
+
+TINY = PrepareParams(kcore=1, history_len=3, n_candidates=3, n_train_candidates=2,
+                     train_samples_per_user=2, n_calibration=2, seed=1)
+
+
+def test_clean_dedup_and_leave_one_out_with_tie() -> None:
+    inter, items = _tiny()
+    it, df, samples, stats = prepare(inter, items, TINY)
+    assert stats["dropped"] == {"missing_fields": 1, "duplicate_user_item": 1,
+                                "item_without_text": 1, "kcore": 0}
+    # the earliest (u, x) interaction is kept: timestamp 2, rating 1
+    ux = df[(df["user_id"] == "u") & (df["item_id"] == "x")]
+    assert ux[["rating", "timestamp"]].values.tolist() == [[1.0, 2]]
+    assert df["timestamp"].dtype == np.int64
+    su = samples[samples["user_id"] == "u"].set_index("split")
+    assert su.loc["test", "target"] == "d"  # b and d share timestamp 5: b < d
+    assert list(su.loc["test", "history"]) == ["x", "c", "b"]  # history_len 3
+    assert su.loc["valid", "target"] == "b"
+    assert np.isnan(su.loc["valid", "target_rating"])
+    assert list(su.loc["valid", "history"]) == ["a", "x", "c"]
+    train = samples[(samples["user_id"] == "u") & (samples["split"] == "train")]
+    assert train["target"].tolist() == ["x", "c"]
+    assert [list(h) for h in train["history"]] == [["a"], ["a", "x"]]
+    assert train["target_rating"].tolist() == [1.0, 3.0]
+    assert stats["users_last_two_same_timestamp"] == 1
+    assert stats["users"] == 3 and stats["interactions"] == 13
+    assert sorted(it["item_id"]) == list("abcdefghx")
+    # u (5 items) has train targets at positions 1 and 2; v and w (4 items) only at position 1
+    assert stats["samples"] == {"train": 4, "valid": 3, "test": 3, "calibration": 2}
+
+
+def test_negatives_are_exactly_the_untouched_items_when_just_enough() -> None:
+    # u touched a, x, c, b, d of the 9 items: the untouched ones are e, f, g, h
+    inter, items = _tiny()
+    params = PrepareParams(kcore=1, history_len=3, n_candidates=4, n_train_candidates=4,
+                           train_samples_per_user=2, n_calibration=0, seed=3)
+    _, _, samples, _ = prepare(inter, items, params)
+    for _, row in samples[samples["user_id"] == "u"].iterrows():
+        assert row["candidates"][0] == row["target"]
+        assert sorted(row["candidates"][1:]) == list("efgh")
+
+
+def test_too_few_untouched_items_raises_naming_user() -> None:
+    inter, items = _tiny()
+    params = PrepareParams(kcore=1, n_candidates=5, n_train_candidates=2, seed=0)
+    with pytest.raises(ValueError, match=r"user 'u' .* 5 of 9 items, leaving 4 .* but 5"):
+        prepare(inter, items, params)
+
+
+@pytest.fixture(scope="module")
+def synth_prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    raw = tmp_path_factory.mktemp("raw")
+    generate(raw, "Synth", n_users=200, n_families=8, items_per_family=20, min_history=6,
+             max_history=15, seed=4)
+    out = tmp_path_factory.mktemp("processed")
+    stats = prepare_dataset(raw, "synthetic", "Synth", PrepareParams(n_candidates=50), out)
+    return out, stats
+
+
+def test_prepare_dataset_writes_contract_tables(synth_prepared: tuple) -> None:
+    out, stats = synth_prepared
+    items = pd.read_parquet(out / "items.parquet")
+    inter = pd.read_parquet(out / "interactions.parquet")
+    samples = pd.read_parquet(out / "samples.parquet")
+    assert list(items.columns) == ["item_id", "title", "text"]
+    assert list(inter.columns) == ["user_id", "item_id", "rating", "timestamp"]
+    assert list(samples.columns) == ["split", "user_id", "history", "target", "target_rating",
+                                     "candidates"]
+    assert read_json(out / "stats.json") == stats
+    assert set(inter["item_id"]) == set(items["item_id"])
+    assert inter.groupby("user_id").size().min() >= 5
+    assert inter.groupby("item_id").size().min() >= 5
+    # seconds, not milliseconds
+    assert inter["timestamp"].between(1_546_300_800, 1_704_067_200).all()
+    assert stats["samples"]["valid"] == stats["samples"]["test"] == stats["users"]
+    assert stats["samples"]["calibration"] == 64
+
+
+def test_sample_invariants(synth_prepared: tuple) -> None:
+    out, _ = synth_prepared
+    inter = pd.read_parquet(out / "interactions.parquet")
+    samples = pd.read_parquet(out / "samples.parquet")
+    n_items = inter["item_id"].nunique()
+    touched: dict[str, set[str]] = {}
+    for u, i in zip(inter["user_id"], inter["item_id"], strict=True):
+        touched.setdefault(u, set()).add(i)
+    seqs = {u: g.sort_values(["timestamp", "item_id"])["item_id"].tolist()
+            for u, g in inter.groupby("user_id")}
+    for row in samples.itertuples(index=False):
+        cands = list(row.candidates)
+        hist = list(row.history)
+        assert cands[0] == row.target
+        assert len(set(cands)) == len(cands)
+        assert len(cands) == 1 + (19 if row.split in ("train", "calibration") else 50)
+        assert not set(cands[1:]) & touched[row.user_id]
+        assert row.target not in hist
+        seq = seqs[row.user_id]
+        pos = seq.index(row.target)
+        assert hist == seq[max(0, pos - 8): pos] and len(hist) >= 1
+        expected_pos = {"test": len(seq) - 1, "valid": len(seq) - 2}.get(row.split)
+        if expected_pos is not None:
+            assert pos == expected_pos
+        else:
+            assert len(seq) - 4 <= pos <= len(seq) - 3
+    assert n_items >= 51
+    train = samples[samples["split"] == "train"]
+    cal = samples[samples["split"] == "calibration"]
+    key = ["user_id", "target"]
+    merged = cal.merge(train, on=key, suffixes=("", "_t"))
+    assert len(merged) == len(cal)
+    assert all(list(a) == list(b) for a, b in zip(merged["candidates"], merged["candidates_t"],
+                                                  strict=True))
+
+
+def test_deterministic_and_independent_of_input_order(synth_prepared: tuple) -> None:
+    out, _ = synth_prepared
+    inter = pd.read_parquet(out / "interactions.parquet")
+    items = pd.read_parquet(out / "items.parquet")
+    params = PrepareParams(n_candidates=50)
+    a = prepare(inter, items, params)[2]
+    shuffled = inter.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    b = prepare(shuffled, items.iloc[::-1], params)[2]
+    pd.testing.assert_frame_equal(a, b)
+    c = prepare(inter, items, PrepareParams(n_candidates=50, seed=1))[2]
+    a, c = a[a["split"] != "calibration"], c[c["split"] != "calibration"]
+    assert [list(h) for h in a["history"]] == [list(h) for h in c["history"]]
+    assert [list(x) for x in a["candidates"]] != [list(x) for x in c["candidates"]]
