@@ -98,6 +98,12 @@ def test_too_few_untouched_items_raises_naming_user() -> None:
         prepare(inter, items, params)
 
 
+def test_nothing_left_after_kcore_raises() -> None:
+    inter = _inter([("u", "a", 1.0, 1), ("u", "b", 2.0, 2), ("v", "a", 3.0, 3)])
+    with pytest.raises(ValueError, match=r"no interactions left after the 5-core"):
+        prepare(inter, _items(["a", "b"]), PrepareParams())
+
+
 @pytest.fixture(scope="module")
 def synth_prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     raw = tmp_path_factory.mktemp("raw")

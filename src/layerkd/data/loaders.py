@@ -15,26 +15,22 @@ import numpy as np
 import pandas as pd
 
 from layerkd.data.clean import META_COLUMNS
-from layerkd.data.readers import (
-    parse_json_or_literal,
-    parse_literal,
-    read_csv_table,
-    read_records,
-)
+from layerkd.data.csv_tables import read_csv_table
+from layerkd.data.readers import parse_json_or_literal, parse_literal, read_records
 
 INTERACTION_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
 
 
 def interactions_frame(
-    users: list[Any], items: list[Any], ratings: Any, timestamps: Any, *, ts_divisor: int = 1
+    users: Any, items: Any, ratings: Any, timestamps: Any, *, ts_divisor: int = 1
 ) -> pd.DataFrame:
-    """Assemble the interaction table; ``timestamps // ts_divisor`` gives seconds."""
-    ts = pd.to_numeric(pd.Series(timestamps, dtype=object), errors="coerce").to_numpy(np.float64)
+    """Assemble the interaction table; ``floor(timestamps / ts_divisor)`` gives seconds."""
+    ts = pd.to_numeric(pd.Series(timestamps), errors="coerce").to_numpy(np.float64)
     return pd.DataFrame({
-        "user_id": pd.array([str(u).strip() for u in users], dtype="string"),
-        "item_id": pd.array([str(i).strip() for i in items], dtype="string"),
+        "user_id": pd.Series(users, dtype=object).astype("string").str.strip(),
+        "item_id": pd.Series(items, dtype=object).astype("string").str.strip(),
         "rating": np.asarray(ratings, dtype=np.float64),
-        "timestamp": (np.floor(ts / ts_divisor)).astype(np.int64),
+        "timestamp": np.floor(ts / ts_divisor).astype(np.int64),
     })
 
 
@@ -154,7 +150,7 @@ def load_amazon2018_csv(
 # ---------------------------------------------------------------- 2014 (McAuley et al., 2014/2015)
 
 META_2014 = {"item_id": "asin", "title": "title", "brand": "brand",
-             "description": "description", "details": ""}
+             "description": "description", "details": "categories"}
 
 
 def load_amazon2014(
@@ -179,7 +175,7 @@ def load_amazon2014(
 def load_recbole(
     raw_dir: Path, category: str, max_bad_share: float
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, Any]]:
-    """RecBole ``{category}.inter`` (+ ``{category}.item`` with ``title``)."""
+    """RecBole ``{category}.inter`` (+ ``{category}.item`` with ``title``); see ``recbole``."""
     from layerkd.data.recbole import load_recbole_files
 
     return load_recbole_files(raw_dir, category, max_bad_share)

@@ -125,6 +125,12 @@ def prepare(
     df, kstats = kcore_filter(df, params.kcore)
     stats["kcore"] = kstats
     stats["dropped"]["kcore"] = kstats["dropped_rows"]
+    if df.empty:
+        raise ValueError(
+            f"no interactions left after the {params.kcore}-core (users need "
+            f"{kstats['user_min_interactions']}, items {params.kcore}): {stats['after_clean']} "
+            f"before it; dropped so far: {stats['dropped']}"
+        )
 
     it = it.loc[it["item_id"].isin(df["item_id"])]
     item_ids = np.sort(it["item_id"].to_numpy(dtype=object))

@@ -9,17 +9,13 @@ when more than ``max_bad_share`` of a file's non-blank lines are bad the file is
 from __future__ import annotations
 
 import ast
-import csv
 import gzip
 import io
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import pandas as pd
 
 DEFAULT_MAX_BAD_SHARE = 0.01
 
@@ -146,58 +142,3 @@ def read_records(
                 continue
             out.append(rec)
     return out, counter.check(max_bad_share)
-
-
-def iter_csv_rows(path: Path, *, skip_header: bool) -> Iterator[tuple[int, list[str]]]:
-    """Yield ``(line_number, fields)`` of a (gzipped) CSV file, skipping blank lines."""
-    with open_text(Path(path)) as fh:
-        for lineno, fields in enumerate(csv.reader(fh), start=1):
-            if lineno == 1 and skip_header:
-                continue
-            if fields and any(f.strip() for f in fields):
-                yield lineno, fields
-
-
-def read_csv_table(
-    path: Path,
-    *,
-    columns: tuple[str, ...],
-    required: tuple[str, ...],
-    numeric: tuple[str, ...],
-    skip_header: bool,
-    max_bad_share: float = DEFAULT_MAX_BAD_SHARE,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Read a CSV with a fixed column layout into strings (numeric columns as float64).
-
-    Rows with the wrong number of fields, a missing required field or a non-numeric value in a
-    numeric column are counted and dropped, with the same share rule as :func:`read_records`.
-    """
-    counter = BadLineCounter(path)
-    linenos: list[int] = []
-    rows: list[list[str]] = []
-    bad_lines: list[tuple[int, str]] = []
-    for lineno, fields in iter_csv_rows(path, skip_header=skip_header):
-        counter.lines += 1
-        if len(fields) != len(columns):
-            bad_lines.append((lineno, "wrong_field_count"))
-            continue
-        linenos.append(lineno)
-        rows.append(fields)
-    df = pd.DataFrame(rows, columns=list(columns), dtype=object)
-    bad = np.zeros(len(df), dtype=bool)
-    reasons = np.full(len(df), "", dtype=object)
-    for col in required:
-        miss = (df[col].str.strip() == "").to_numpy() & ~bad
-        reasons[miss] = f"missing_{col}"
-        bad |= miss
-    for col in numeric:
-        values = pd.to_numeric(df[col], errors="coerce").astype(np.float64)
-        nonnum = ~np.isfinite(values.to_numpy()) & ~bad
-        reasons[nonnum] = f"non_numeric_{col}"
-        bad |= nonnum
-        df[col] = values
-    bad_lines += [(linenos[i], str(reasons[i])) for i in np.flatnonzero(bad)]
-    for lineno, reason in sorted(bad_lines):
-        counter.add_bad(lineno, reason)
-    stats = counter.check(max_bad_share)
-    return df.loc[~bad].reset_index(drop=True), stats

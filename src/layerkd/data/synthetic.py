@@ -121,12 +121,12 @@ def generate(
     out_dir: Path,
     category: str,
     *,
-    n_users: int,
-    n_families: int,
-    items_per_family: int,
-    min_history: int,
-    max_history: int,
-    seed: int,
+    n_users: int = 500,
+    n_families: int = 12,
+    items_per_family: int = 20,
+    min_history: int = 8,
+    max_history: int = 20,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """Write ``{category}.jsonl.gz`` and ``meta_{category}.jsonl.gz`` under ``out_dir``.
 
