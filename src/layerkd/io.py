@@ -57,3 +57,29 @@ def write_parquet(dest: str | os.PathLike[str], df: pd.DataFrame) -> None:
     """Write a DataFrame as Parquet (no index), atomically."""
     with atomic_path(dest, suffix=".parquet") as tmp:
         df.to_parquet(tmp, index=False)
+
+
+@contextlib.contextmanager
+def atomic_dir(dest: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary directory next to ``dest``; it replaces ``dest`` only on success."""
+    import shutil
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def save_torch(dest: str | os.PathLike[str], obj: Any) -> None:
+    """``torch.save`` atomically."""
+    import torch
+
+    with atomic_path(dest, suffix=".pt") as tmp:
+        torch.save(obj, tmp)

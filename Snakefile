@@ -1,0 +1,23 @@
+# layerkd: which layers of an LLM matter for recommendation, and how good is a student
+# distilled from just those layers? The DAG is described in ../shared/DESIGN.md and README.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/teacher.smk"
+include: "rules/analysis.smk"
+include: "rules/student.smk"
+include: "rules/evaluate.smk"
+
+
+rule all:
+    input:
+        expand("results/{dataset}/report/summary.csv", dataset=DATASETS),
+    default_target: True

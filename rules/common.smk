@@ -1,0 +1,61 @@
+# Helpers shared by every rule: config validation, dataset lookup, the selection list and the
+# checkpoint-driven list of distinct layer sets.
+
+import os
+
+from snakemake.utils import validate
+
+from layerkd.config import check_config, selection_names
+
+validate(config, schema="../config/schema.yaml")
+check_config(config)
+
+DATASETS = [d["name"] for d in config["datasets"]]
+SELECTIONS = selection_names(config)
+HEAVY = config.get("threads") or workflow.cores  # torch steps: all cores by default
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    method="[a-z_]+",
+    strategy="[a-z_]+(-[0-9]+)?",
+    layerset="L[0-9-]+",
+    shard="[0-9]+",
+
+
+def dataset_cfg(wildcards):
+    """The config entry of ``{dataset}``."""
+    return next(d for d in config["datasets"] if d["name"] == wildcards.dataset)
+
+
+def score_input(wildcards):
+    """The score file a selection reads (none for the score-free baselines)."""
+    if wildcards.method == "none":
+        return []
+    return f"results/{wildcards.dataset}/scores/{wildcards.method}.json"
+
+
+def selection_files(wildcards):
+    """Every selection of a dataset."""
+    return [f"results/{wildcards.dataset}/selections/{s}.json" for s in SELECTIONS]
+
+
+def cache_shards(wildcards):
+    """The teacher cache shards of a dataset."""
+    n = config["teacher"]["shards"]
+    return [f"results/{wildcards.dataset}/teacher/cache/shard{i}.pt" for i in range(n)]
+
+
+def student_evals(wildcards):
+    """Evaluation files of every distinct layer set (known once the checkpoint ran)."""
+    out = checkpoints.layersets.get(dataset=wildcards.dataset).output[0]
+    names = sorted(f[:-5] for f in os.listdir(out) if f.endswith(".json"))
+    return [f"results/{wildcards.dataset}/eval/student/{n}.json" for n in names]
+
+
+def all_evals(wildcards):
+    """Teacher, students and the reference rankers."""
+    base = f"results/{wildcards.dataset}/eval"
+    return [f"{base}/teacher.json", f"{base}/random.json", f"{base}/popular.json"] + student_evals(
+        wildcards
+    )

@@ -1,0 +1,75 @@
+"""Checks of the configuration beyond its JSON schema, run before any work starts.
+
+The schema (``config/schema.yaml``) rejects unknown keys and unknown method/strategy names;
+these checks catch what a schema cannot: a ``selection.k`` that does not fit the teacher,
+a strategy that cannot work with ``k``, a method the pipeline cannot compute yet.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from layerkd.models.backbone import PACKAGED, TINY
+
+KNOWN_LAYERS = {PACKAGED: 30}
+AVAILABLE_METHODS = ("fisher", "gradient", "taylor", "block_influence", "angular", "hybrid")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key."""
+
+
+def teacher_layers(teacher: dict[str, Any]) -> int | None:
+    """The teacher's layer count when it can be known without loading weights."""
+    model = teacher["model"]
+    if model == TINY:
+        return int(teacher.get("tiny", {}).get("num_layers", 4))
+    if model in KNOWN_LAYERS:
+        return KNOWN_LAYERS[model]
+    cfg = Path(model) / "config.json"
+    if cfg.is_file():
+        return int(json.loads(cfg.read_text())["num_hidden_layers"])
+    return None
+
+
+def selection_names(config: dict[str, Any]) -> list[str]:
+    """File stems of every selection: ``{method}__{strategy}``; the score-free baselines use
+    the pseudo-method ``none``, and ``random`` repeats are ``none__random-{r}``."""
+    names = [f"{m}__{s}" for m in config["methods"] for s in config["strategies"]]
+    for b in config["baselines"]:
+        if b == "random":
+            reps = config["selection"].get("random_repeats", 1)
+            names += [f"none__random-{r}" for r in range(reps)]
+        else:
+            names.append(f"none__{b}")
+    return names
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` naming the key when the config cannot run."""
+    k = int(config["selection"]["k"])
+    n_layers = teacher_layers(config["teacher"])
+    if n_layers is not None and k >= n_layers:
+        raise ConfigError(
+            f"selection.k={k} must be smaller than the teacher's {n_layers} layers "
+            f"(teacher.model={config['teacher']['model']!r})"
+        )
+    if k < 2 and {"strategic", "hybrid"} & set(config["strategies"]):
+        raise ConfigError(f"selection.k={k}: strategies 'strategic' and 'hybrid' need k >= 2")
+    for m in config["methods"]:
+        if m not in AVAILABLE_METHODS:
+            raise ConfigError(f"methods: {m!r} is not available (available: {AVAILABLE_METHODS})")
+    if not config["strategies"] and not config["baselines"]:
+        raise ConfigError("strategies and baselines are both empty: nothing to select")
+    ft = config["teacher"].get("finetune", {})
+    if n_layers is not None and ft.get("mode", "top") == "top":
+        top = int(ft.get("top_layers", 2))
+        if top > n_layers:
+            raise ConfigError(
+                f"teacher.finetune.top_layers={top} exceeds the teacher's {n_layers} layers"
+            )
+    names = [d["name"] for d in config["datasets"]]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"datasets: names must be unique, got {names}")

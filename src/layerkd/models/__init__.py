@@ -1,0 +1,1 @@
+"""Models: the LLM backbone, the recommender towers and heads, layer surgery."""

@@ -1,0 +1,178 @@
+"""The recommender built on an LLM: user tower, item tower, item bias and rating heads.
+
+The user vector is a projection of the last-token state of the history prompt. Items are
+encoded once by the base teacher (mean-pooled final hidden state of the item text, see
+:func:`encode_items`) and projected; ``score(u, i) = <u, v_i> + b_i``. Two rating heads read
+``[u, v, u * v]``: a regression to 1-5 and a 5-way classifier.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from tqdm import tqdm
+
+from layerkd.models.backbone import decoder, load_causal_lm
+from layerkd.models.text import TokenBatch, batches, pad_left, tokenize
+
+HEADS_FILE = "heads.safetensors"
+META_FILE = "layerkd.json"
+
+
+class RecHeads(nn.Module):
+    """Projections, item bias and rating heads on top of a backbone."""
+
+    def __init__(self, hidden: int, item_dim: int, n_items: int, dim: int) -> None:
+        super().__init__()
+        self.user_proj = nn.Linear(hidden, dim)
+        self.item_proj = nn.Linear(item_dim, dim)
+        self.item_bias = nn.Parameter(torch.zeros(n_items))
+        self.rating_reg = nn.Sequential(nn.Linear(3 * dim, dim), nn.GELU(), nn.Linear(dim, 1))
+        self.rating_cls = nn.Sequential(nn.Linear(3 * dim, dim), nn.GELU(), nn.Linear(dim, 5))
+        self.dims = {"hidden": hidden, "item_dim": item_dim, "n_items": n_items, "dim": dim}
+
+    def scores(self, u: torch.Tensor, cand: torch.Tensor, item_vecs: torch.Tensor) -> torch.Tensor:
+        """Scores (B, C) of user vectors ``u`` (B, d) for candidate item indices ``cand`` (B, C)."""
+        v = item_vecs[cand]
+        return torch.einsum("bd,bcd->bc", u, v) + self.item_bias[cand]
+
+    def ratings(
+        self, u: torch.Tensor, target: torch.Tensor, item_vecs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Predicted rating (B,) on 1-5 and 5-class logits (B, 5) for the target items."""
+        v = item_vecs[target]
+        z = torch.cat([u, v, u * v], dim=-1)
+        return 3.0 + 2.0 * torch.tanh(self.rating_reg(z).squeeze(-1)), self.rating_cls(z)
+
+
+@dataclass
+class RecOutput:
+    """What a forward pass gives: candidate scores, rating predictions, optional hidden states."""
+
+    scores: torch.Tensor
+    rating: torch.Tensor
+    rating_logits: torch.Tensor
+    user: torch.Tensor
+    hidden: tuple[torch.Tensor, ...] | None = None
+
+
+class RecModel(nn.Module):
+    """A causal LM used as a user tower, plus :class:`RecHeads` and fixed item features."""
+
+    def __init__(self, lm: nn.Module, heads: RecHeads, item_features: torch.Tensor) -> None:
+        super().__init__()
+        self.lm = lm
+        self.heads = heads
+        self.register_buffer("item_features", item_features.float(), persistent=False)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of decoder layers."""
+        return len(decoder(self.lm).layers)
+
+    def user_states(
+        self, batch: TokenBatch, *, hidden_states: bool = False, inputs_embeds: Any = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """Last-token final state (B, H) and, on request, all hidden states (L+1 of (B, T, H))."""
+        out = decoder(self.lm)(
+            input_ids=None if inputs_embeds is not None else batch.input_ids,
+            inputs_embeds=inputs_embeds,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            use_cache=False,
+            output_hidden_states=hidden_states,
+        )
+        return out.last_hidden_state[:, -1], (out.hidden_states if hidden_states else None)
+
+    def forward(
+        self,
+        batch: TokenBatch,
+        cand: torch.Tensor,
+        *,
+        hidden_states: bool = False,
+        inputs_embeds: Any = None,
+    ) -> RecOutput:
+        """Score candidates ``cand`` (B, C; column 0 is the target) for a batch of histories."""
+        h, hs = self.user_states(batch, hidden_states=hidden_states, inputs_embeds=inputs_embeds)
+        u = self.heads.user_proj(h)
+        item_vecs = self.heads.item_proj(self.item_features)
+        rating, logits = self.heads.ratings(u, cand[:, 0], item_vecs)
+        return RecOutput(self.heads.scores(u, cand, item_vecs), rating, logits, u, hs)
+
+
+def task_loss(
+    out: RecOutput, target_rating: torch.Tensor, w_rating: float, reduction: str = "mean"
+) -> torch.Tensor:
+    """Cross-entropy over candidates (target at 0) + ``w_rating`` * (MSE + CE) on known ratings.
+
+    With ``reduction='sum'`` the result is the sum of per-sample losses (for per-sample
+    gradients, each sample's gradient is then exactly the gradient of its own loss).
+    """
+    zeros = torch.zeros(out.scores.shape[0], dtype=torch.long, device=out.scores.device)
+    loss = F.cross_entropy(out.scores, zeros, reduction="none")
+    if w_rating > 0:
+        known = ~torch.isnan(target_rating)
+        if known.any():
+            r = target_rating.clamp(1, 5)
+            cls = (r.round().long() - 1).clamp(0, 4)
+            mse = (out.rating - torch.nan_to_num(r, nan=3.0)) ** 2
+            ce = F.cross_entropy(out.rating_logits, torch.where(known, cls, 0), reduction="none")
+            loss = loss + w_rating * torch.where(known, mse + ce, torch.zeros_like(mse))
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
+@torch.no_grad()
+def encode_items(
+    lm: nn.Module, tok: Any, texts: list[str], max_tokens: int, batch_size: int = 32
+) -> torch.Tensor:
+    """Mean-pooled final hidden state (after the final norm) of each item text: (n_items, H)."""
+    lm.eval()
+    ids = tokenize(tok, texts, max_tokens)
+    ids = [r if r else [tok.pad_token_id] for r in ids]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    feats = torch.zeros(len(ids), lm.config.hidden_size)
+    for rng in tqdm(batches(len(order), batch_size), desc="encode items", unit="batch"):
+        idx = [order[i] for i in rng]
+        b = pad_left([ids[i] for i in idx], tok.pad_token_id)
+        out = decoder(lm)(
+            input_ids=b.input_ids,
+            attention_mask=b.attention_mask,
+            position_ids=b.position_ids,
+            use_cache=False,
+        )
+        m = b.attention_mask.unsqueeze(-1).float()
+        feats[idx] = (out.last_hidden_state * m).sum(1) / m.sum(1)
+    return feats
+
+
+def save_recmodel(model: RecModel, tok: Any, out_dir: Path, meta: dict[str, Any]) -> None:
+    """Save as an HF model directory (AutoModelForCausalLM-loadable) + heads + metadata."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.lm.save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    save_file(
+        {k: v.contiguous() for k, v in model.heads.state_dict().items()}, out_dir / HEADS_FILE
+    )
+    (out_dir / META_FILE).write_text(json.dumps({**meta, "dims": model.heads.dims}, indent=2))
+
+
+def load_recmodel(
+    path: Path, item_features: torch.Tensor, *, attn: str = "sdpa", device: str = "cpu"
+) -> tuple[RecModel, Any, dict[str, Any]]:
+    """Load what :func:`save_recmodel` wrote: (model, tokenizer, metadata)."""
+    from transformers import AutoTokenizer
+
+    meta = json.loads((path / META_FILE).read_text())
+    d = meta["dims"]
+    heads = RecHeads(d["hidden"], d["item_dim"], d["n_items"], d["dim"])
+    heads.load_state_dict(load_file(path / HEADS_FILE))
+    lm = load_causal_lm(path, attn=attn, device=device)
+    tok = AutoTokenizer.from_pretrained(str(path))
+    return RecModel(lm, heads, item_features).to(device), tok, meta

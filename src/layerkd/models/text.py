@@ -1,0 +1,62 @@
+"""Prompts and tokenisation: histories become left-padded, left-truncated token batches.
+
+Left padding keeps the last real token at position -1 (the user state is read there), and
+explicit position ids (``cumsum(mask) - 1``) make a sample's result independent of how much
+padding its batch needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+PROMPT_HEAD = "The user bought these items, oldest first: "
+PROMPT_TAIL = " ; Next purchase:"
+SEPARATOR = " ; "
+
+
+def history_prompt(titles: Sequence[str]) -> str:
+    """The text the teacher reads for one user history (oldest item first)."""
+    return PROMPT_HEAD + SEPARATOR.join(titles) + PROMPT_TAIL
+
+
+@dataclass
+class TokenBatch:
+    """A padded batch: ``input_ids``, ``attention_mask``, ``position_ids`` of shape (B, T)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+
+    def to(self, device: str | torch.device) -> TokenBatch:
+        """Move every tensor to ``device``."""
+        return TokenBatch(
+            self.input_ids.to(device), self.attention_mask.to(device), self.position_ids.to(device)
+        )
+
+
+def tokenize(tok: object, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+    """Token ids per text, truncated from the left (the most recent history is kept)."""
+    ids = tok(list(texts), add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    return [row[-max_tokens:] if len(row) > max_tokens else row for row in ids]
+
+
+def pad_left(rows: Sequence[Sequence[int]], pad_id: int) -> TokenBatch:
+    """Left-pad token id lists into a :class:`TokenBatch` with explicit position ids."""
+    if not rows or any(len(r) == 0 for r in rows):
+        raise ValueError("cannot build a batch with an empty token sequence")
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r) :] = 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    return TokenBatch(ids, mask, pos)
+
+
+def batches(n: int, batch_size: int) -> list[range]:
+    """Consecutive index ranges covering ``range(n)``."""
+    return [range(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
