@@ -13,6 +13,8 @@ rule score:
     params:
         hybrid_weights=config.get("hybrid_weights", {}),
     threads: 1
+    conda:
+        "../envs/layerkd.yaml"
     script:
         "../scripts/score.py"
 
@@ -31,6 +33,8 @@ rule select:
         k=config["selection"]["k"],
         seed=config["selection"].get("seed", 0),
     threads: 1
+    conda:
+        "../envs/layerkd.yaml"
     script:
         "../scripts/select.py"
 
@@ -47,5 +51,7 @@ checkpoint layersets:
     params:
         selections=SELECTIONS,
     threads: 1
+    conda:
+        "../envs/layerkd.yaml"
     script:
         "../scripts/layersets.py"

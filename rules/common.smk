@@ -59,3 +59,20 @@ def all_evals(wildcards):
     return [f"{base}/teacher.json", f"{base}/random.json", f"{base}/popular.json"] + student_evals(
         wildcards
     )
+
+
+def student_train_logs(wildcards):
+    """Distillation logs of every distinct layer set (known once the checkpoint ran)."""
+    out = checkpoints.layersets.get(dataset=wildcards.dataset).output[0]
+    names = sorted(f[:-5] for f in os.listdir(out) if f.endswith(".json"))
+    return [f"results/{wildcards.dataset}/students/{n}/train_log.parquet" for n in names]
+
+
+def validation_table(wildcards):
+    """The method-vs-ablation correlation table when a rule makes it or it exists, else none
+    (the report then skips the correlation plot and H2's ablation half)."""
+    path = f"results/{wildcards.dataset}/validation/correlations.csv"
+    made = any(
+        str(o).endswith("validation/correlations.csv") for r in workflow.rules for o in r.output
+    )
+    return [path] if made or os.path.exists(path) else []

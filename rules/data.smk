@@ -12,6 +12,8 @@ rule fetch_raw:
         dataset=dataset_cfg,
         mirror=config["data"].get("mirror"),
     threads: 1
+    conda:
+        "../envs/layerkd.yaml"
     script:
         "../scripts/fetch_raw.py"
 
@@ -32,5 +34,7 @@ rule prepare_data:
         dataset=dataset_cfg,
         data=config["data"],
     threads: 1
+    conda:
+        "../envs/layerkd.yaml"
     script:
         "../scripts/prepare_data.py"

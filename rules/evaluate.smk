@@ -18,6 +18,8 @@ rule evaluate_teacher:
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         eval=config["eval"],
     threads: HEAVY
+    conda:
+        "../envs/layerkd.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -39,6 +41,8 @@ rule evaluate_student:
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         eval=config["eval"],
     threads: HEAVY
+    conda:
+        "../envs/layerkd.yaml"
     script:
         "../scripts/evaluate.py"
 
@@ -57,6 +61,8 @@ rule evaluate_reference:
     params:
         eval=config["eval"],
     threads: 1
+    conda:
+        "../envs/layerkd.yaml"
     script:
         "../scripts/evaluate_reference.py"
 
@@ -64,16 +70,50 @@ rule evaluate_reference:
 rule report:
     input:
         evals=all_evals,
+        scores=expand("results/{{dataset}}/scores/{method}.json", method=config["methods"]),
+        selections=selection_files,
+        finetune_log="results/{dataset}/teacher/finetune_log.parquet",
+        train_logs=student_train_logs,
+        validation=validation_table,
     output:
-        csv="results/{dataset}/report/summary.csv",
+        csv=report(
+            "results/{dataset}/report/summary.csv",
+            caption="../report/summary_csv.rst",
+            category="Tables",
+            labels={"dataset": "{dataset}", "table": "summary (CSV, one row per selection)"},
+        ),
         md="results/{dataset}/report/summary.md",
         json="results/{dataset}/report/summary.json",
+        html=report(
+            "results/{dataset}/report/summary.html",
+            caption="../report/summary.rst",
+            category="Tables",
+            labels={"dataset": "{dataset}", "table": "summary and hypotheses"},
+        ),
+        comparisons=report(
+            "results/{dataset}/report/comparisons.csv",
+            caption="../report/comparisons.rst",
+            category="Tables",
+            labels={"dataset": "{dataset}", "table": "paired tests (CSV)"},
+        ),
+        hypotheses="results/{dataset}/report/hypotheses.json",
+        plots=report(
+            directory("results/{dataset}/report/plots"),
+            patterns=["{plot}.png"],
+            caption="../report/plots.rst",
+            category="Plots",
+            labels={"dataset": "{dataset}", "plot": "{plot}"},
+        ),
     log:
         "logs/{dataset}/report.log",
     benchmark:
         "results/{dataset}/benchmarks/report.tsv"
     params:
         dataset="{dataset}",
+        n_boot=config["eval"]["bootstrap"],
+        seed=config["eval"]["seed"],
     threads: 1
+    conda:
+        "../envs/layerkd.yaml"
     script:
         "../scripts/report.py"

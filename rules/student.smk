@@ -16,6 +16,8 @@ rule build_student:
     params:
         mode=config["student"]["modes"][0],
     threads: 1
+    conda:
+        "../envs/layerkd.yaml"
     script:
         "../scripts/build_student.py"
 
@@ -38,6 +40,8 @@ rule distill:
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         distill=config["distill"],
     threads: HEAVY
+    conda:
+        "../envs/layerkd.yaml"
     resources:
         mem_mb=16000,
     script:

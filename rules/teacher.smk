@@ -18,6 +18,8 @@ rule prepare_teacher:
         batch_size=config["teacher"]["batch_size"],
         seed=config["teacher"]["seed"],
     threads: HEAVY
+    conda:
+        "../envs/layerkd.yaml"
     resources:
         mem_mb=8000,
     script:
@@ -43,6 +45,8 @@ rule finetune_teacher:
         seed=config["teacher"]["seed"],
         finetune=config["teacher"]["finetune"],
     threads: HEAVY
+    conda:
+        "../envs/layerkd.yaml"
     resources:
         mem_mb=16000,
     script:
@@ -67,6 +71,8 @@ rule teacher_cache:
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         w_rating=config["teacher"]["finetune"]["w_rating"],
     threads: HEAVY
+    conda:
+        "../envs/layerkd.yaml"
     resources:
         mem_mb=16000,
     script:
@@ -86,5 +92,7 @@ rule merge_cache:
     params:
         n_shards=config["teacher"]["shards"],
     threads: 1
+    conda:
+        "../envs/layerkd.yaml"
     script:
         "../scripts/merge_cache.py"

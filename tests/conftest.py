@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,41 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real Amazon files not found at {SHARED_DATA} (../shared/data is absent)")
     return SHARED_DATA
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy what a workflow run needs (Snakefile, rules, scripts, config) into ``dest``."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO_ROOT / "Snakefile", dest / "Snakefile")
+    for name in ("rules", "scripts", "config", "envs", "report"):
+        if (REPO_ROOT / name).is_dir():
+            shutil.copytree(REPO_ROOT / name, dest / name)
+    return dest
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run this environment's Snakemake in ``workdir`` (a real subprocess)."""
+    import sys
+
+    snakemake = Path(sys.executable).parent / "snakemake"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [str(snakemake), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The smoke workflow run once per test session in a copy of the workflow; its directory."""
+    work = copy_workflow(tmp_path_factory.mktemp("smoke"))
+    res = run_snakemake(work, "--cores", "2", "--configfile", "config/smoke.yaml")
+    if res.returncode != 0:
+        raise AssertionError(f"smoke workflow failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
+    return work

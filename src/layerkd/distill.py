@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from layerkd.models.backbone import LayerOutputs
-from layerkd.models.recmodel import RecModel, RecOutput, task_loss
+from layerkd.models.recmodel import RecModel, RecOutput, rating_loss, task_loss
 from layerkd.models.samples import SplitData
 from layerkd.models.train import (
     epoch_order,
@@ -87,7 +87,7 @@ def distill_loss(
             raise ValueError("distill.w_hidden > 0 needs hidden states of student and teacher")
         terms["hidden"] = hidden_loss(student_hidden, teacher_hidden, p.hidden_beta)
     if p.w_rating > 0:
-        terms["rating"] = task_loss(out, rating, 1.0) - task_loss(out, rating, 0.0)
+        terms["rating"] = rating_loss(out, rating).mean()
     weights = {"task": p.w_task, "kd": p.w_kd, "hidden": p.w_hidden, "rating": p.w_rating}
     total = sum((weights[k] * v for k, v in terms.items()), torch.zeros(()))
     return {**terms, "total": total}

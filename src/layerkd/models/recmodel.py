@@ -107,6 +107,16 @@ class RecModel(nn.Module):
         return RecOutput(self.heads.scores(u, cand, item_vecs), rating, logits, u, hs)
 
 
+def rating_loss(out: RecOutput, target_rating: torch.Tensor) -> torch.Tensor:
+    """Per-sample (MSE + 5-class CE) of the rating heads; 0 where the rating is unknown (NaN)."""
+    known = ~torch.isnan(target_rating)
+    r = torch.nan_to_num(target_rating, nan=3.0).clamp(1, 5)
+    cls = (r.round().long() - 1).clamp(0, 4)
+    mse = (out.rating - r) ** 2
+    ce = F.cross_entropy(out.rating_logits, cls, reduction="none")
+    return torch.where(known, mse + ce, torch.zeros_like(mse))
+
+
 def task_loss(
     out: RecOutput, target_rating: torch.Tensor, w_rating: float, reduction: str = "mean"
 ) -> torch.Tensor:
@@ -118,13 +128,7 @@ def task_loss(
     zeros = torch.zeros(out.scores.shape[0], dtype=torch.long, device=out.scores.device)
     loss = F.cross_entropy(out.scores, zeros, reduction="none")
     if w_rating > 0:
-        known = ~torch.isnan(target_rating)
-        if known.any():
-            r = target_rating.clamp(1, 5)
-            cls = (r.round().long() - 1).clamp(0, 4)
-            mse = (out.rating - torch.nan_to_num(r, nan=3.0)) ** 2
-            ce = F.cross_entropy(out.rating_logits, torch.where(known, cls, 0), reduction="none")
-            loss = loss + w_rating * torch.where(known, mse + ce, torch.zeros_like(mse))
+        loss = loss + w_rating * rating_loss(out, target_rating)
     return loss.sum() if reduction == "sum" else loss.mean()
 
 

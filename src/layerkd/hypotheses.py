@@ -1,0 +1,305 @@
+"""The report's hypotheses, computed from the run's outputs (never written by hand).
+
+* **R** - the teacher beats the most-popular ranker (else its layers are not worth studying).
+* **H1** - importance concentrates in the upper layers: the mean normalised score of the upper
+  (deepest) quarter over the lower quarter lies in 3.8-8.5 (claimed for a 32-layer teacher).
+* **H2** - which method agrees best with the ablation ground truth (needs the validation table)
+  and which gives the best student; the claim is that they are the same method.
+* **H3** - at k = L/4 the best importance-driven selection retains more of the teacher's NDCG@5
+  than the ``first_k``, ``uniform`` and ``random`` baselines (paired test on NDCG@5, which is the
+  test of retention since the teacher's NDCG@5 is a common factor).
+
+Each hypothesis is a :class:`Hypothesis` with a verdict (``holds``, ``does not hold``,
+``partly``, ``untestable``), plain sentences and an optional table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from layerkd.significance import baseline_students, compare, is_adaptive, selection_label
+
+__all__ = ["H1_RANGE", "Hypothesis", "h1", "h2", "h3", "hypotheses", "reference_check"]
+
+H1_RANGE = (3.8, 8.5)
+H3_BASELINES = ("first_k", "uniform", "random")
+METRIC = "ndcg@5"
+
+Record = dict[str, Any]
+
+
+@dataclass
+class Hypothesis:
+    """One hypothesis: what is claimed, what the run says, and the numbers behind it."""
+
+    key: str
+    title: str
+    claim: str
+    verdict: str
+    notes: list[str] = field(default_factory=list)
+    table: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the table as records)."""
+        t = None if self.table is None else self.table.replace([np.inf, -np.inf], np.nan)
+        rows = None if t is None else t.astype(object).where(t.notna(), None).to_dict("records")
+        return {k: getattr(self, k) for k in ("key", "title", "claim", "verdict", "notes")} | {
+            "table": rows
+        }
+
+
+def _row(cmp: pd.DataFrame, model: str, versus: str) -> pd.Series | None:
+    hit = cmp[(cmp["model"] == model) & (cmp["versus"] == versus) & (cmp["metric"] == METRIC)]
+    return None if hit.empty else hit.iloc[0]
+
+
+def reference_check(evals: list[Record], cmp: pd.DataFrame) -> Hypothesis:
+    """R: does the teacher beat the most-popular ranker on NDCG@5?"""
+    h = Hypothesis("R", "Teacher vs most-popular", "The teacher beats most-popular.", "untestable")
+    teacher = next((e for e in evals if e["kind"] == "teacher"), None)
+    row = None if teacher is None else _row(cmp, teacher["model"], "popular")
+    if row is None:
+        h.notes.append("No teacher or no most-popular ranker was evaluated.")
+        return h
+    h.verdict = "holds" if row["verdict"] == "better" else "does not hold"
+    h.notes.append(
+        f"Teacher NDCG@5 {row['mean']:.4f} vs most-popular {row['mean_versus']:.4f}: "
+        f"difference {row['diff']:+.4f} [{row['diff_lo']:+.4f}, {row['diff_hi']:+.4f}], "
+        f"paired bootstrap p = {row['p_bootstrap']:.3g}, Wilcoxon p = {row['p_wilcoxon']:.3g}."
+    )
+    if h.verdict != "holds":
+        h.notes.append(
+            "The teacher does NOT beat most-popular: its layer statistics describe a "
+            "model that has not learned the task better than item popularity."
+        )
+    return h
+
+
+def upper_lower_ratio(normalised: list[float]) -> float:
+    """Mean normalised score of the deepest quarter of layers over the shallowest quarter
+    (a quarter is ``max(1, L // 4)`` layers; ``inf`` when the lower quarter scores 0)."""
+    v = np.asarray(normalised, dtype=np.float64)
+    q = max(1, v.size // 4)
+    low, up = float(v[:q].mean()), float(v[-q:].mean())
+    return math.inf if low == 0 else up / low
+
+
+def h1(scores: dict[str, Record]) -> Hypothesis:
+    """H1: concentration of importance in the upper layers, per method."""
+    lo, hi = H1_RANGE
+    h = Hypothesis(
+        "H1",
+        "Importance concentrates in the upper layers",
+        f"Upper-quarter / lower-quarter importance is {lo}-{hi} (32-layer teacher).",
+        "untestable",
+    )
+    if not scores:
+        h.notes.append("No importance method was run.")
+        return h
+    rows = []
+    for method, rec in sorted(scores.items()):
+        ratio = upper_lower_ratio(rec["normalised"])
+        rows.append(
+            {
+                "method": method,
+                "n_layers": rec["n_layers"],
+                "upper_lower_ratio": ratio,
+                "concentration_ratio": rec.get("concentration_ratio"),
+                "in_claimed_range": bool(lo <= ratio <= hi),
+            }
+        )
+    h.table = pd.DataFrame(rows)
+    n_in = int(h.table["in_claimed_range"].sum())
+    h.verdict = "holds" if n_in == len(rows) else "partly" if n_in else "does not hold"
+    h.notes.append(f"{n_in} of {len(rows)} methods fall in {lo}-{hi}.")
+    h.notes.append(
+        "upper_lower_ratio is by depth (the claim's quantity); concentration_ratio is the "
+        "stored scores/*.json value: highest-scoring quarter over lowest-scoring quarter, "
+        "whatever their depth, so it is >= 1 and not the claim's quantity."
+    )
+    n_layers = {int(r["n_layers"]) for r in rows}
+    if n_layers != {32}:
+        h.notes.append(f"This teacher has {sorted(n_layers)} layers, not 32: quarters differ.")
+    return h
+
+
+def _best_per_method(evals: list[Record], teacher_ndcg: float) -> pd.DataFrame:
+    rows = []
+    for rec in evals:
+        if rec["kind"] != "student":
+            continue
+        for sel in rec.get("selections") or []:
+            if sel["method"] != "none":
+                rows.append(
+                    {
+                        "method": sel["method"],
+                        "strategy": selection_label(sel).split("/", 1)[1],
+                        "model": rec["model"],
+                        METRIC: rec["metrics"][METRIC],
+                        "retention": rec["metrics"][METRIC] / teacher_ndcg,
+                    }
+                )
+    if not rows:
+        return pd.DataFrame(columns=["method", "strategy", "model", METRIC, "retention"])
+    df = pd.DataFrame(rows).sort_values([METRIC, "method"], ascending=[False, True])
+    return df.drop_duplicates("method").reset_index(drop=True)
+
+
+def h2(
+    evals: list[Record],
+    cmp: pd.DataFrame,
+    validation: pd.DataFrame | None,
+    *,
+    n_boot: int,
+    seed: int,
+) -> Hypothesis:
+    """H2: the method closest to ablation, the method with the best student, and whether they
+    coincide."""
+    h = Hypothesis(
+        "H2",
+        "Agreement with ablation and the best student",
+        "The method that agrees best with ablation also gives the best student.",
+        "untestable",
+    )
+    teacher = next((e for e in evals if e["kind"] == "teacher"), None)
+    best = _best_per_method(evals, teacher["metrics"][METRIC] if teacher else math.nan)
+    winners: set[str] = set()
+    if best.empty:
+        h.notes.append("No importance-driven student was evaluated.")
+    else:
+        top = best[METRIC].iloc[0]
+        winners = set(best.loc[best[METRIC] == top, "method"])
+        h.notes.append(
+            f"Best student: {', '.join(sorted(winners))} ({best['model'].iloc[0]}, "
+            f"NDCG@5 {top:.4f})."
+        )
+        runner = best[best[METRIC] < top]
+        if not runner.empty:
+            by_name = {e["model"]: e for e in evals}
+            a, b = by_name[best["model"].iloc[0]], by_name[runner["model"].iloc[0]]
+            c = compare(a, b, METRIC, n_boot=n_boot, seed=seed)
+            h.notes.append(
+                f"Against the runner-up method {runner['method'].iloc[0]} ({b['model']}): "
+                f"{c['diff']:+.4f}, paired bootstrap p = {c['p_bootstrap']:.3g}."
+            )
+        elif len(best) > 1:
+            h.notes.append("Every method's best student is equally good (often the same layers).")
+        h.table = best
+    if validation is None or validation.empty:
+        h.notes.append(
+            "Agreement with ablation cannot be tested: no validation table "
+            "(validation/correlations.csv) is among the report's inputs."
+        )
+        return h
+    v = validation[(validation["method_a"] == "ablation") | (validation["method_b"] == "ablation")]
+    v = v.assign(method=np.where(v["method_a"] == "ablation", v["method_b"], v["method_a"]))
+    v = v[v["method"] != "ablation"].sort_values("spearman", ascending=False)
+    if v.empty:
+        h.notes.append("The validation table has no correlation against ablation.")
+        return h
+    closest = str(v["method"].iloc[0])
+    h.notes.append(
+        f"Closest to ablation: {closest} (Spearman {v['spearman'].iloc[0]:.3f}, "
+        f"Kendall {v['kendall'].iloc[0]:.3f})."
+    )
+    if winners:
+        h.verdict = "holds" if closest in winners else "does not hold"
+    return h
+
+
+def h3(evals: list[Record], cmp: pd.DataFrame) -> Hypothesis:
+    """H3: retention of the best adaptive selection vs the score-free baselines at k = L/4."""
+    h = Hypothesis(
+        "H3",
+        "Adaptive selection beats score-free baselines at k = L/4",
+        "At k = L/4 the best importance-driven student retains more of the teacher's NDCG@5 "
+        "than first_k, uniform and random.",
+        "untestable",
+    )
+    teacher = next((e for e in evals if e["kind"] == "teacher"), None)
+    adaptive = [e for e in evals if e["kind"] == "student" and is_adaptive(e)]
+    if teacher is None or not adaptive:
+        h.notes.append("Needs a teacher and at least one importance-driven student.")
+        return h
+    best = max(adaptive, key=lambda e: (e["metrics"][METRIC], e["model"]))
+    n_layers = int(best.get("teacher_layers") or len(teacher.get("layers") or []))
+    k = len(best["layers"])
+    t_ndcg = teacher["metrics"][METRIC]
+    k_ok = k in {math.floor(n_layers / 4), math.ceil(n_layers / 4)}
+    h.notes.append(
+        f"Best adaptive student: {best['model']} "
+        f"({', '.join(selection_label(s) for s in best['selections'])}), "
+        f"retention {best['metrics'][METRIC] / t_ndcg:.3f} at k = {k} of L = {n_layers}."
+    )
+    if not k_ok:
+        h.notes.append(
+            f"k = {k} is not L/4 = {n_layers / 4:g}: the claim cannot be tested "
+            f"with this config; the comparison below is at k = {k}."
+        )
+    rows, states = [], []
+    bases = baseline_students(evals)
+    for name in H3_BASELINES:
+        found = sorted(b for b in bases if b == name or b.startswith(f"{name}-"))
+        if not found:
+            rows.append({"baseline": name, "status": "missing"})
+            states.append("missing")
+        for b in found:
+            row = _row(cmp, best["model"], b)
+            if row is None:
+                rows.append({"baseline": b, "status": "missing (other k or mode)"})
+                states.append("missing")
+                continue
+            status = {"better": "holds", "worse": "does not hold", "same": "same model"}.get(
+                row["verdict"], "not significant"
+            )
+            states.append(status)
+            rows.append(
+                {
+                    "baseline": b,
+                    "baseline_model": row["versus_model"],
+                    "retention_adaptive": row["mean"] / t_ndcg,
+                    "retention_baseline": row["mean_versus"] / t_ndcg,
+                    "diff_ndcg@5": row["diff"],
+                    "p_bootstrap": row["p_bootstrap"],
+                    "p_wilcoxon": row["p_wilcoxon"],
+                    "status": status,
+                }
+            )
+    h.table = pd.DataFrame(rows)
+    missing = [r["baseline"] for r in rows if r["status"].startswith("missing")]
+    if missing:
+        h.notes.append(f"Baseline(s) missing, not tested: {', '.join(missing)}.")
+    tested = [s for s in states if s != "missing"]
+    if not tested:
+        verdict = "untestable"
+    elif all(s == "holds" for s in tested):
+        verdict = "partly" if missing else "holds"
+    else:
+        verdict = "does not hold"
+    h.verdict = verdict if k_ok else "untestable"
+    if not k_ok and tested:
+        h.notes.append(f"At k = {k} the comparison says: {verdict}.")
+    return h
+
+
+def hypotheses(
+    evals: list[Record],
+    scores: dict[str, Record],
+    cmp: pd.DataFrame,
+    validation: pd.DataFrame | None,
+    *,
+    n_boot: int,
+    seed: int,
+) -> list[Hypothesis]:
+    """R, H1, H2 and H3, in report order."""
+    return [
+        reference_check(evals, cmp),
+        h1(scores),
+        h2(evals, cmp, validation, n_boot=n_boot, seed=seed),
+        h3(evals, cmp),
+    ]

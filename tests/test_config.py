@@ -1,0 +1,82 @@
+"""Bad configuration stops Snakemake before any work, with a message naming the key."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from layerkd.config import ConfigError, check_config, selection_names, teacher_layers
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+
+def _base() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def _dry_run(tmp_path: Path, overlay: dict) -> subprocess.CompletedProcess:
+    cfg = tmp_path / "overlay.yaml"
+    cfg.write_text(yaml.safe_dump(overlay))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [str(SNAKEMAKE), "-n", "--cores", "1", "--configfile", str(cfg)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("overlay", "needle"),
+    [
+        ({"teacher": {"model": "tiny-random", "bogus_key": 1}}, "bogus_key"),
+        ({"methods": ["fisher", "magic"]}, "magic"),
+        ({"selection": {"k": 30}}, "selection.k=30"),
+        ({"distill": {"epochs": 0}}, "epochs"),
+    ],
+)
+def test_snakemake_refuses_bad_config_naming_the_key(tmp_path, overlay, needle):
+    res = _dry_run(tmp_path, overlay)
+    assert res.returncode != 0
+    assert needle in res.stdout + res.stderr
+
+
+def test_default_config_plans_the_dag(tmp_path):
+    res = _dry_run(tmp_path, {})
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_check_config_rules():
+    cfg = _base()
+    assert teacher_layers(cfg["teacher"]) == 30
+    check_config(cfg)
+    cfg["strategies"] = ["strategic"]
+    cfg["selection"]["k"] = 1
+    with pytest.raises(ConfigError, match="k >= 2"):
+        check_config(cfg)
+    cfg = _base()
+    cfg["teacher"] = {**cfg["teacher"], "model": "tiny-random", "tiny": {"num_layers": 4}}
+    with pytest.raises(ConfigError, match="4 layers"):
+        check_config(cfg)
+
+
+def test_selection_names_include_random_repeats():
+    cfg = _base()
+    cfg["methods"], cfg["strategies"] = ["fisher", "gradient"], ["top_k"]
+    cfg["baselines"] = ["first_k", "random"]
+    cfg["selection"]["random_repeats"] = 2
+    assert selection_names(cfg) == [
+        "fisher__top_k",
+        "gradient__top_k",
+        "none__first_k",
+        "none__random-0",
+        "none__random-1",
+    ]

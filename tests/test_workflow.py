@@ -1,0 +1,40 @@
+"""The whole DAG on the smoke config, as a user runs it (a real Snakemake subprocess)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_smoke_run_reports_teacher_students_and_references(smoke_run):
+    res = smoke_run / "results" / "smoke"
+    summary = pd.read_csv(res / "report" / "summary.csv")
+    models = set(summary["model"])
+    assert {"teacher", "random", "popular"} <= models
+    students = sorted(m for m in models if m.startswith("student/"))
+    layersets = sorted(p.stem for p in (res / "layersets").glob("*.json"))
+    # one student per distinct layer set, however many selections chose it
+    assert students == [f"student/{n}" for n in layersets]
+    selections = sorted(p.stem for p in (res / "selections").glob("*.json"))
+    assert len(selections) >= len(layersets)
+    assert len(list((res / "students").glob("*/final/config.json"))) == len(layersets)
+    for col in ("ndcg@5", "ndcg@10", "mrr", "hr@1", "hr@5", "hr@10"):
+        assert summary[col].between(0, 1).all()
+        assert (summary[f"{col}_lo"] <= summary[col]).all()
+        assert (summary[col] <= summary[f"{col}_hi"]).all()
+    evals = [json.loads(p.read_text()) for p in res.glob("eval/**/*.json")]
+    assert len({e["candidates_sha256"] for e in evals}) == 1  # same candidates for every model
+
+
+def test_smoke_run_scores_are_real_measurements(smoke_run):
+    res = smoke_run / "results" / "smoke"
+    fisher = json.loads((res / "scores" / "fisher.json").read_text())
+    assert fisher["n_layers"] == 4 and fisher["n_samples"] == 16
+    assert sum(fisher["normalised"]) == pytest.approx(1.0)
+    assert len(set(fisher["raw"])) == 4  # a measurement, not a constant or a formula of depth
+    log = pd.read_parquet(next(res.glob("students/*/train_log.parquet")))
+    assert log["total"].notna().any() and log["valid_ndcg@5"].notna().any()

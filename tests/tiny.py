@@ -1,0 +1,32 @@
+"""A tiny random recommender (4-layer Llama, hidden 32) and hand-made samples for tests."""
+
+from __future__ import annotations
+
+import torch
+
+from layerkd.models.backbone import build_tiny
+from layerkd.models.recmodel import RecHeads, RecModel
+from layerkd.models.samples import SplitData
+
+TINY = {"num_layers": 4, "hidden_size": 32, "intermediate_size": 64, "num_heads": 4}
+WORDS = "red blue green shoe cup lamp book pen coffee yoga tent stove"
+
+
+def tiny_model(seed: int = 0, n_items: int = 12, dim: int = 16) -> tuple[RecModel, object]:
+    """A :class:`RecModel` with random weights (non-zero item bias) and its tokenizer."""
+    lm, tok = build_tiny(TINY, [WORDS], seed)
+    torch.manual_seed(seed + 1)
+    heads = RecHeads(lm.config.hidden_size, 8, n_items, dim)
+    with torch.no_grad():
+        heads.item_bias.normal_(0, 0.1)
+    model = RecModel(lm, heads, torch.randn(n_items, 8))
+    return model.eval(), tok
+
+
+def tiny_split(n: int = 7, n_items: int = 12, n_cand: int = 5, seed: int = 0) -> SplitData:
+    """``n`` samples with token sequences of different lengths (so batches need padding)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = [torch.randint(3, 15, (3 + (i * 5) % 9,), generator=g).tolist() for i in range(n)]
+    cand = torch.stack([torch.randperm(n_items, generator=g)[:n_cand] for _ in range(n)])
+    rating = torch.tensor([float(1 + i % 5) if i % 3 else float("nan") for i in range(n)])
+    return SplitData("train", [f"u{i}" for i in range(n)], ids, cand, rating, pad_id=0)
