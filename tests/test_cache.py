@@ -15,6 +15,15 @@ from tests.tiny import tiny_model, tiny_split
 W_RATING = 0.5
 
 
+def _recorder(outs, li):
+    """A forward hook storing (input, output) of layer ``li`` in ``outs``."""
+
+    def hook(_m, args, kwargs, out):
+        outs[li] = (kwargs.get("hidden_states", args[0] if args else None), out)
+
+    return hook
+
+
 def _reference(model, data):
     """Per-sample loop: one sample per forward/backward, statistics read off directly."""
     layers = list(decoder(model.lm).layers)
@@ -27,12 +36,7 @@ def _reference(model, data):
         b, cand, rating = data.batch([i])  # batch of one: no padding at all
         outs = {}
         hooks = [
-            layer.register_forward_hook(
-                lambda m, a, kw, o, li=li: outs.__setitem__(
-                    li, (kw.get("hidden_states", a[0] if a else None), o)
-                ),
-                with_kwargs=True,
-            )
+            layer.register_forward_hook(_recorder(outs, li), with_kwargs=True)
             for li, layer in enumerate(layers)
         ]
         model.zero_grad(set_to_none=True)

@@ -252,7 +252,8 @@ def correlation_heatmap(validation: pd.DataFrame, path: Path) -> Path:
         im = ax.imshow(mat, cmap="RdBu_r", vmin=-1, vmax=1)
         for (i, j), v in np.ndenumerate(mat):
             if not np.isnan(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8)
+                color = "white" if abs(v) > 0.6 else "black"
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color=color)
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=45, ha="right")
         ax.set_yticks(range(len(names)))
