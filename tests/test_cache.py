@@ -30,7 +30,7 @@ def _reference(model, data):
     n_layers = len(layers)
     ref = {
         k: torch.zeros(n_layers, dtype=torch.float64)
-        for k in ("fisher", "gradient", "taylor", "block_influence", "angular")
+        for k in ("fisher", "gradient", "taylor", "block_influence", "angular", "attention")
     }
     for i in range(len(data)):
         b, cand, rating = data.batch([i])  # batch of one: no padding at all
@@ -58,7 +58,35 @@ def _reference(model, data):
             ]
             ref["block_influence"][li] += 1 - sum(cos) / len(cos)
             ref["angular"][li] += math.acos(max(-1.0, min(1.0, cos[-1]))) / math.pi
+        ref["attention"] += _attention_reference(model, b, data.title_mask[i])
     return ref
+
+
+def _attention_reference(model, b, title_mask):
+    """Eager attention maps of one unpadded sample; the score by plain loops."""
+    lm = model.lm
+    lm.set_attn_implementation("eager")
+    with torch.no_grad():
+        out = decoder(lm)(
+            input_ids=b.input_ids,
+            attention_mask=b.attention_mask,
+            position_ids=b.position_ids,
+            output_attentions=True,
+            use_cache=False,
+        )
+    lm.set_attn_implementation("sdpa")
+    scores = []
+    for att in out.attentions:  # (1, heads, T, T)
+        per_head = []
+        for h in range(att.shape[1]):
+            p = att[0, h, -1].tolist()
+            n = len(p)
+            ent = -sum(x * math.log(x) for x in p if x > 0)
+            conc = 1 - ent / math.log(n) if n > 1 else 1.0
+            share = sum(x for x, t in zip(p, title_mask, strict=True) if t)
+            per_head.append(conc * share)
+        scores.append(sum(per_head) / len(per_head))
+    return torch.tensor(scores, dtype=torch.float64)
 
 
 def test_one_batched_pass_matches_a_per_sample_loop():

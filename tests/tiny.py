@@ -29,4 +29,5 @@ def tiny_split(n: int = 7, n_items: int = 12, n_cand: int = 5, seed: int = 0) ->
     ids = [torch.randint(3, 15, (3 + (i * 5) % 9,), generator=g).tolist() for i in range(n)]
     cand = torch.stack([torch.randperm(n_items, generator=g)[:n_cand] for _ in range(n)])
     rating = torch.tensor([float(1 + i % 5) if i % 3 else float("nan") for i in range(n)])
-    return SplitData("train", [f"u{i}" for i in range(n)], ids, cand, rating, pad_id=0)
+    titles = [[(t + i) % 3 != 0 for t in range(len(row))] for i, row in enumerate(ids)]
+    return SplitData("train", [f"u{i}" for i in range(n)], ids, cand, rating, 0, titles)

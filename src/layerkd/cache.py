@@ -25,7 +25,52 @@ from layerkd.models.recmodel import RecModel, task_loss
 from layerkd.models.samples import SplitData
 from layerkd.models.text import batches
 
-STAT_KEYS = ("fisher", "gradient", "taylor", "block_influence", "angular")
+STAT_KEYS = ("fisher", "gradient", "taylor", "block_influence", "angular", "attention")
+
+
+class LastTokenAttention:
+    """Hooks on every layer's ``self_attn`` keeping the last query's attention weights
+    (B, heads, T); needs eager attention (other kernels return no weights)."""
+
+    def __init__(self, layers: list[nn.Module]) -> None:
+        self.mods = [layer.self_attn for layer in layers]
+        self.weights: list[torch.Tensor | None] = [None] * len(self.mods)
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> LastTokenAttention:
+        for i, mod in enumerate(self.mods):
+
+            def hook(_m: nn.Module, _a: Any, out: Any, i: int = i) -> None:
+                w = out[1] if isinstance(out, tuple) and len(out) > 1 else None
+                if w is None:
+                    raise RuntimeError("attention weights unavailable: eager attention needed")
+                self.weights[i] = w[:, :, -1, :].detach().float()
+
+            self._handles.append(mod.register_forward_hook(hook))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+
+def attention_score(
+    weights: torch.Tensor, mask: torch.Tensor, titles: torch.Tensor
+) -> torch.Tensor:
+    """Per sample: mean over heads of (1 − normalised entropy) × share on title tokens.
+
+    ``weights`` (B, heads, T) is the last query's attention, ``mask`` (B, T) the real tokens,
+    ``titles`` (B, T) the item-title tokens. With one real token the entropy term is 0.
+    """
+    p = weights * mask[:, None, :]
+    p = p / p.sum(-1, keepdim=True).clamp_min(1e-12)
+    ent = -(p * torch.log(p.clamp_min(1e-12))).sum(-1)
+    n = mask.sum(-1).float()
+    max_ent = torch.log(n).clamp_min(1e-12)[:, None]
+    concentration = torch.where(n[:, None] > 1, 1 - ent / max_ent, torch.ones_like(ent))
+    share = (p * titles[:, None, :]).sum(-1)
+    return (concentration * share).mean(-1)
 
 
 def _is_rmsnorm(mod: nn.Module) -> bool:
@@ -128,13 +173,20 @@ def calibration_pass(
     n_layers = len(layers)
     sums = {k: torch.zeros(n_layers, dtype=torch.float64) for k in STAT_KEYS}
     last_states = []
+    attn_before = lm.config._attn_implementation
+    lm.set_attn_implementation("eager")  # attention maps need eager; only for this pass
     model.eval()
     for prm in model.parameters():
         prm.requires_grad_(True)
     for rng in tqdm(batches(len(data), batch_size), desc="teacher pass", unit="batch"):
         b, cand, rating = data.batch(rng)
+        titles = data.titles(rng) if data.title_mask is not None else None
         model.zero_grad(set_to_none=True)
-        with PerSampleSqNorm(layers) as sqn, LayerOutputs(lm, keep_grad=True) as rec:
+        with (
+            PerSampleSqNorm(layers) as sqn,
+            LayerOutputs(lm, keep_grad=True) as rec,
+            LastTokenAttention(layers) as att,
+        ):
             sqn.acc = torch.zeros(len(rng), n_layers)
             out = model(b, cand)
             outs: list[Any] = list(rec.outputs)
@@ -159,9 +211,13 @@ def calibration_pass(
                 bi = ((1 - cos) * mask).sum(1) / mask.sum(1)
                 sums["block_influence"][li] += bi.sum().double()
                 sums["angular"][li] += (torch.arccos(cos[:, -1]) / math.pi).sum().double()
+                if titles is not None:
+                    a = attention_score(att.weights[li], mask, titles)
+                    sums["attention"][li] += a.sum().double()
             last = [x[:, -1].detach() for x in ins] + [outs[-1][:, -1].detach()]
             last_states.append(torch.stack(last, dim=1))
     model.zero_grad(set_to_none=True)
+    lm.set_attn_implementation(attn_before)
     return {
         "n": len(data),
         "sums": sums,

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 PACKAGED = "packaged:smollm2"
 TINY = "tiny-random"
 PROMPT_WORDS = (
-    "the user bought these items oldest first ; next purchase : rating item title "
+    "the user bought these items , oldest first ; next purchase : rating item title "
     "unknown [PAD] [UNK] [BOS]"
 )
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from layerkd.models.text import TokenBatch, history_prompt, pad_left, tokenize
+from layerkd.models.text import TokenBatch, pad_left, tokenize_with_title_mask
 
 
 @dataclass
@@ -22,6 +22,7 @@ class SplitData:
     cand: torch.Tensor
     rating: torch.Tensor
     pad_id: int
+    title_mask: list[list[bool]] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -30,6 +31,17 @@ class SplitData:
         """The padded token batch, candidates and ratings of samples ``idx``."""
         idx = list(idx)
         return pad_left([self.ids[i] for i in idx], self.pad_id), self.cand[idx], self.rating[idx]
+
+    def titles(self, idx: Any) -> torch.Tensor:
+        """Left-padded (B, T) bool mask of the title tokens of samples ``idx``."""
+        if self.title_mask is None:
+            raise ValueError(f"split {self.split!r} was loaded without title masks")
+        rows = [self.title_mask[i] for i in idx]
+        width = max(len(r) for r in rows)
+        out = torch.zeros(len(rows), width, dtype=torch.bool)
+        for r, row in enumerate(rows):
+            out[r, width - len(row) :] = torch.tensor(row, dtype=torch.bool)
+        return out
 
     def subset(self, idx: Any) -> SplitData:
         """A new :class:`SplitData` with the samples ``idx`` only (in that order)."""
@@ -41,6 +53,7 @@ class SplitData:
             self.cand[idx],
             self.rating[idx],
             self.pad_id,
+            None if self.title_mask is None else [self.title_mask[i] for i in idx],
         )
 
 
@@ -58,17 +71,19 @@ def load_split(
         raise ValueError(f"samples.parquet has no rows with split={split!r}")
     index = item_index(items)
     titles = dict(zip(items["item_id"].astype(str), items["text"].astype(str), strict=True))
-    prompts = [history_prompt([titles[str(i)] for i in h]) for h in rows["history"]]
+    histories = [[titles[str(i)] for i in h] for h in rows["history"]]
     cand_lists = [[index[str(i)] for i in c] for c in rows["candidates"]]
     widths = {len(c) for c in cand_lists}
     if len(widths) != 1:
         raise ValueError(f"split {split!r}: candidate lists differ in length {sorted(widths)}")
+    ids, masks = tokenize_with_title_mask(tok, histories, max_tokens)
     ratings = rows["target_rating"].astype(float).to_numpy(dtype=np.float32)
     return SplitData(
         split=split,
         user_ids=rows["user_id"].astype(str).tolist(),
-        ids=tokenize(tok, prompts, max_tokens),
+        ids=ids,
         cand=torch.tensor(cand_lists, dtype=torch.long),
         rating=torch.from_numpy(ratings),
         pad_id=int(tok.pad_token_id),
+        title_mask=masks,
     )

@@ -22,6 +22,33 @@ def history_prompt(titles: Sequence[str]) -> str:
     return PROMPT_HEAD + SEPARATOR.join(titles) + PROMPT_TAIL
 
 
+def title_spans(titles: Sequence[str]) -> list[tuple[int, int]]:
+    """Character spans of each title inside :func:`history_prompt` of ``titles``."""
+    spans, pos = [], len(PROMPT_HEAD)
+    for i, t in enumerate(titles):
+        spans.append((pos, pos + len(t)))
+        pos += len(t) + (len(SEPARATOR) if i < len(titles) - 1 else 0)
+    return spans
+
+
+def tokenize_with_title_mask(
+    tok: object, titles_per_prompt: Sequence[Sequence[str]], max_tokens: int
+) -> tuple[list[list[int]], list[list[bool]]]:
+    """Token ids of each history prompt (left-truncated) and, per token, whether it belongs to
+    an item title (the attention method measures the share of attention landing on them)."""
+    prompts = [history_prompt(t) for t in titles_per_prompt]
+    enc = tok(prompts, add_special_tokens=False, return_offsets_mapping=True)  # type: ignore[operator]
+    ids, masks = [], []
+    for row, offsets, titles in zip(
+        enc["input_ids"], enc["offset_mapping"], titles_per_prompt, strict=True
+    ):
+        spans = title_spans(titles)
+        mask = [any(a < e and b > s for s, e in spans) for a, b in offsets]
+        ids.append(row[-max_tokens:])
+        masks.append(mask[-max_tokens:])
+    return ids, masks
+
+
 @dataclass
 class TokenBatch:
     """A padded batch: ``input_ids``, ``attention_mask``, ``position_ids`` of shape (B, T)."""
