@@ -20,4 +20,5 @@ include: "rules/evaluate.smk"
 rule all:
     input:
         expand("results/{dataset}/report/summary.csv", dataset=DATASETS),
+        VALIDATION,
     default_target: True

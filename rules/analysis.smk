@@ -1,4 +1,7 @@
-# Analysis: importance scores per method, selections per strategy, distinct layer sets.
+# Analysis: importance scores per method (ablation measured by its own sweep), agreement between
+# methods, selections per strategy and k, distinct layer sets.
+
+ruleorder: ablation > score
 
 
 rule score:
@@ -19,18 +22,62 @@ rule score:
         "../scripts/score.py"
 
 
+rule ablation:
+    input:
+        teacher="results/{dataset}/teacher/final",
+        features="results/{dataset}/teacher/item_features.pt",
+        item_table="data/processed/{dataset}/items.parquet",
+        samples="data/processed/{dataset}/samples.parquet",
+    output:
+        scores="results/{dataset}/scores/ablation.json",
+    log:
+        "logs/{dataset}/ablation.log",
+    benchmark:
+        "results/{dataset}/benchmarks/ablation.tsv"
+    params:
+        max_samples=config.get("ablation", {}).get("max_samples"),
+        batch_size=config["teacher"]["batch_size"],
+        max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
+        w_rating=config["teacher"]["finetune"]["w_rating"],
+    threads: HEAVY
+    conda:
+        "../envs/layerkd.yaml"
+    script:
+        "../scripts/ablation.py"
+
+
+rule validation:
+    input:
+        scores=expand("results/{{dataset}}/scores/{method}.json", method=config["methods"]),
+    output:
+        csv="results/{dataset}/validation/correlations.csv",
+        md="results/{dataset}/validation/correlations.md",
+        png="results/{dataset}/validation/spearman.png",
+    log:
+        "logs/{dataset}/validation.log",
+    benchmark:
+        "results/{dataset}/benchmarks/validation.tsv"
+    params:
+        methods=config["methods"],
+    threads: 1
+    conda:
+        "../envs/layerkd.yaml"
+    script:
+        "../scripts/validation.py"
+
+
 rule select:
     input:
         scores=score_input,
         stats="results/{dataset}/teacher/cache_stats.npz",
     output:
-        selection="results/{dataset}/selections/{method}__{strategy}.json",
+        selection="results/{dataset}/selections/{method}__{strategy}__k{k}.json",
     log:
-        "logs/{dataset}/select_{method}__{strategy}.log",
+        "logs/{dataset}/select_{method}__{strategy}__k{k}.log",
     benchmark:
-        "results/{dataset}/benchmarks/select_{method}__{strategy}.tsv"
+        "results/{dataset}/benchmarks/select_{method}__{strategy}__k{k}.tsv"
     params:
-        k=config["selection"]["k"],
+        k="{k}",
         seed=config["selection"].get("seed", 0),
     threads: 1
     conda:

@@ -12,6 +12,12 @@ check_config(config)
 
 DATASETS = [d["name"] for d in config["datasets"]]
 SELECTIONS = selection_names(config)
+# method agreement needs at least two methods
+VALIDATION = (
+    expand("results/{dataset}/validation/correlations.csv", dataset=DATASETS)
+    if len(config["methods"]) > 1
+    else []
+)
 HEAVY = config.get("threads") or workflow.cores  # torch steps: all cores by default
 
 
@@ -21,6 +27,7 @@ wildcard_constraints:
     strategy="[a-z_]+(-[0-9]+)?",
     layerset="L[0-9-]+",
     shard="[0-9]+",
+    k="[0-9]+",
 
 
 def dataset_cfg(wildcards):

@@ -13,7 +13,7 @@ select_stage(
     sm.wildcards.method,
     strategy,
     Path(sm.output.selection),
-    k=sm.params.k,
+    k=int(sm.params.k),
     score_path=Path(scores[0]) if scores else None,
     stats_path=Path(sm.input.stats),
     seed=sm.params.seed,

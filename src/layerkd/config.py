@@ -14,7 +14,9 @@ from typing import Any
 from layerkd.models.backbone import PACKAGED, TINY
 
 KNOWN_LAYERS = {PACKAGED: 30}
-AVAILABLE_METHODS = ("fisher", "gradient", "taylor", "block_influence", "angular", "hybrid")
+AVAILABLE_METHODS = (
+    "fisher", "gradient", "taylor", "block_influence", "angular", "attention", "hybrid", "ablation",
+)
 
 
 class ConfigError(ValueError):
@@ -34,30 +36,38 @@ def teacher_layers(teacher: dict[str, Any]) -> int | None:
     return None
 
 
+def k_values(config: dict[str, Any]) -> list[int]:
+    """``selection.k`` as a list (it may be one integer or a list)."""
+    k = config["selection"]["k"]
+    return [int(v) for v in (k if isinstance(k, list) else [k])]
+
+
 def selection_names(config: dict[str, Any]) -> list[str]:
-    """File stems of every selection: ``{method}__{strategy}``; the score-free baselines use
-    the pseudo-method ``none``, and ``random`` repeats are ``none__random-{r}``."""
-    names = [f"{m}__{s}" for m in config["methods"] for s in config["strategies"]]
-    for b in config["baselines"]:
-        if b == "random":
-            reps = config["selection"].get("random_repeats", 1)
-            names += [f"none__random-{r}" for r in range(reps)]
-        else:
-            names.append(f"none__{b}")
+    """File stems of every selection: ``{method}__{strategy}__k{k}``; the score-free baselines
+    use the pseudo-method ``none``, and ``random`` repeats are ``none__random-{r}__k{k}``."""
+    names = []
+    for k in k_values(config):
+        names += [f"{m}__{s}__k{k}" for m in config["methods"] for s in config["strategies"]]
+        for b in config["baselines"]:
+            if b == "random":
+                reps = config["selection"].get("random_repeats", 1)
+                names += [f"none__random-{r}__k{k}" for r in range(reps)]
+            else:
+                names.append(f"none__{b}__k{k}")
     return names
 
 
 def check_config(config: dict[str, Any]) -> None:
     """Raise :class:`ConfigError` naming the key when the config cannot run."""
-    k = int(config["selection"]["k"])
     n_layers = teacher_layers(config["teacher"])
-    if n_layers is not None and k >= n_layers:
-        raise ConfigError(
-            f"selection.k={k} must be smaller than the teacher's {n_layers} layers "
-            f"(teacher.model={config['teacher']['model']!r})"
-        )
-    if k < 2 and {"strategic", "hybrid"} & set(config["strategies"]):
-        raise ConfigError(f"selection.k={k}: strategies 'strategic' and 'hybrid' need k >= 2")
+    for k in k_values(config):
+        if n_layers is not None and k >= n_layers:
+            raise ConfigError(
+                f"selection.k={k} must be smaller than the teacher's {n_layers} layers "
+                f"(teacher.model={config['teacher']['model']!r})"
+            )
+        if k < 2 and {"strategic", "hybrid"} & set(config["strategies"]):
+            raise ConfigError(f"selection.k={k}: strategies 'strategic' and 'hybrid' need k >= 2")
     for m in config["methods"]:
         if m not in AVAILABLE_METHODS:
             raise ConfigError(f"methods: {m!r} is not available (available: {AVAILABLE_METHODS})")

@@ -109,7 +109,7 @@ def select_stage(
     scores = None
     if score_path is not None:
         rec = read_json(score_path)
-        scores = np.asarray(rec["raw"], dtype=float)
+        scores = np.asarray(rec["normalised"], dtype=float)  # non-negative: ablation can be < 0
         n_layers = int(rec["n_layers"])
     angular = stats["angular_distance"] if strategy == "block" else None
     layers = select_layers(
