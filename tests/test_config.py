@@ -73,10 +73,21 @@ def test_selection_names_include_random_repeats():
     cfg["methods"], cfg["strategies"] = ["fisher", "gradient"], ["top_k"]
     cfg["baselines"] = ["first_k", "random"]
     cfg["selection"]["random_repeats"] = 2
+    cfg["selection"]["k"] = 8
     assert selection_names(cfg) == [
-        "fisher__top_k",
-        "gradient__top_k",
-        "none__first_k",
-        "none__random-0",
-        "none__random-1",
+        "fisher__top_k__k8",
+        "gradient__top_k__k8",
+        "none__first_k__k8",
+        "none__random-0__k8",
+        "none__random-1__k8",
+    ]
+    cfg["selection"]["k"] = [4, 8]
+    cfg["baselines"] = ["uniform"]
+    assert selection_names(cfg) == [
+        "fisher__top_k__k4",
+        "gradient__top_k__k4",
+        "none__uniform__k4",
+        "fisher__top_k__k8",
+        "gradient__top_k__k8",
+        "none__uniform__k8",
     ]
