@@ -39,6 +39,9 @@ rule ablation:
         batch_size=config["teacher"]["batch_size"],
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         w_rating=config["teacher"]["finetune"]["w_rating"],
+        device=config["teacher"]["device"],
+        dtype=config["teacher"].get("dtype", "fp32"),
+        device_map=config["teacher"].get("device_map"),
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"

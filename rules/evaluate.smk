@@ -17,6 +17,8 @@ rule evaluate_teacher:
         name="teacher",
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         eval=config["eval"],
+        device=config["teacher"]["device"],
+        dtype=config["teacher"].get("dtype", "fp32"),
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"

@@ -44,6 +44,8 @@ rule finetune_teacher:
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         seed=config["teacher"]["seed"],
         finetune=config["teacher"]["finetune"],
+        device=config["teacher"]["device"],
+        dtype=config["teacher"].get("dtype", "fp32"),
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"
@@ -70,6 +72,9 @@ rule teacher_cache:
         batch_size=config["teacher"]["batch_size"],
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         w_rating=config["teacher"]["finetune"]["w_rating"],
+        device=config["teacher"]["device"],
+        dtype=config["teacher"].get("dtype", "fp32"),
+        device_map=config["teacher"].get("device_map"),
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"

@@ -18,4 +18,6 @@ evaluate_model(
     batch_size=sm.params.eval["batch_size"],
     bootstrap=sm.params.eval["bootstrap"],
     seed=sm.params.eval["seed"],
+    device=getattr(sm.params, "device", "cpu"),
+    dtype=getattr(sm.params, "dtype", "fp32"),
 )

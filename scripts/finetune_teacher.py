@@ -18,4 +18,6 @@ finetune_teacher(
     max_prompt_tokens=sm.params.max_prompt_tokens,
     seed=sm.params.seed,
     finetune_cfg=dict(sm.params.finetune),
+    device=sm.params.device,
+    dtype=sm.params.dtype,
 )

@@ -16,4 +16,7 @@ prepare_teacher(
     max_item_tokens=sm.params.max_item_tokens,
     batch_size=sm.params.batch_size,
     seed=sm.params.seed,
+    device=sm.params.device,
+    dtype=sm.params.dtype,
+    device_map=sm.params.device_map,
 )

@@ -18,4 +18,7 @@ cache_shard(
     batch_size=sm.params.batch_size,
     max_prompt_tokens=sm.params.max_prompt_tokens,
     w_rating=sm.params.w_rating,
+    device=sm.params.device,
+    dtype=sm.params.dtype,
+    device_map=sm.params.device_map,
 )

@@ -55,6 +55,9 @@ def ablation_stage(
     batch_size: int,
     max_prompt_tokens: int,
     w_rating: float,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    device_map: str | None = None,
 ) -> dict[str, Any]:
     """Write ``scores/ablation.json``. Negative deltas (skipping the layer helped) are kept in
     ``raw``; the normalised scores (and so the selections) use ``max(delta, 0)``."""
@@ -62,7 +65,13 @@ def ablation_stage(
     from layerkd.teacher import load_features
 
     items, samples = pd.read_parquet(items_path), pd.read_parquet(samples_path)
-    model, tok, _ = load_recmodel(teacher_dir, load_features(features_path, items))
+    model, tok, _ = load_recmodel(
+        teacher_dir,
+        load_features(features_path, items),
+        device=device,
+        dtype=dtype,
+        device_map=device_map,
+    )
     calib = load_split(samples, items, tok, "calibration", max_prompt_tokens)
     if max_samples is not None:
         calib = calib.subset(range(min(max_samples, len(calib))))

@@ -128,7 +128,7 @@ class PerSampleSqNorm:
 
     def _add(self, layer_idx: int, sq: torch.Tensor) -> None:
         assert self.acc is not None
-        self.acc[:, layer_idx] += sq.float()
+        self.acc[:, layer_idx] += sq.float().to(self.acc.device)
 
     def __enter__(self) -> PerSampleSqNorm:
         for li, layer in enumerate(self.layers):
@@ -187,7 +187,7 @@ def calibration_pass(
             LayerOutputs(lm, keep_grad=True) as rec,
             LastTokenAttention(layers) as att,
         ):
-            sqn.acc = torch.zeros(len(rng), n_layers)
+            sqn.acc = torch.zeros(len(rng), n_layers)  # CPU: hooks on any device add here
             out = model(b, cand)
             outs: list[Any] = list(rec.outputs)
             ins: list[Any] = list(rec.inputs)
@@ -200,7 +200,7 @@ def calibration_pass(
         with torch.no_grad():
             for li in range(n_layers):
                 g = outs[li].grad
-                sums["gradient"][li] += g.float().pow(2).sum((1, 2)).sqrt().sum().double()
+                sums["gradient"][li] += float(g.float().pow(2).sum((1, 2)).sqrt().sum())
                 taylor = sum(
                     (p.detach() * p.grad).sum()
                     for p in layers[li].parameters()
@@ -208,13 +208,16 @@ def calibration_pass(
                 )
                 sums["taylor"][li] += float(taylor)
                 cos = _cos(ins[li], outs[li])
-                bi = ((1 - cos) * mask).sum(1) / mask.sum(1)
-                sums["block_influence"][li] += bi.sum().double()
-                sums["angular"][li] += (torch.arccos(cos[:, -1]) / math.pi).sum().double()
+                m = mask.to(cos.device)
+                bi = ((1 - cos) * m).sum(1) / m.sum(1)
+                sums["block_influence"][li] += float(bi.sum())
+                sums["angular"][li] += float((torch.arccos(cos[:, -1]) / math.pi).sum())
                 if titles is not None:
-                    a = attention_score(att.weights[li], mask, titles)
-                    sums["attention"][li] += a.sum().double()
-            last = [x[:, -1].detach() for x in ins] + [outs[-1][:, -1].detach()]
+                    w = att.weights[li]
+                    a = attention_score(w, mask.to(w.device), titles.to(w.device))
+                    sums["attention"][li] += float(a.sum())
+            last = [x[:, -1].detach().float().cpu() for x in ins]
+            last.append(outs[-1][:, -1].detach().float().cpu())
             last_states.append(torch.stack(last, dim=1))
     model.zero_grad(set_to_none=True)
     lm.set_attn_implementation(attn_before)
@@ -236,9 +239,10 @@ def train_pass(model: RecModel, data: SplitData, batch_size: int) -> dict[str, t
         b, cand, _ = data.batch(rng)
         with LayerOutputs(model.lm) as rec:
             out = model(b, cand)
-        scores.append(out.scores)
-        users.append(out.user)
-        hidden.append(torch.stack([o[:, -1] for o in rec.outputs if o is not None], dim=1))
+        scores.append(out.scores.float().cpu())
+        users.append(out.user.float().cpu())
+        last = [o[:, -1].float().cpu() for o in rec.outputs if o is not None]
+        hidden.append(torch.stack(last, dim=1))
     return {
         "scores": torch.cat(scores),
         "hidden": torch.cat(hidden),

@@ -15,7 +15,14 @@ from layerkd.models.backbone import PACKAGED, TINY
 
 KNOWN_LAYERS = {PACKAGED: 30}
 AVAILABLE_METHODS = (
-    "fisher", "gradient", "taylor", "block_influence", "angular", "attention", "hybrid", "ablation",
+    "fisher",
+    "gradient",
+    "taylor",
+    "block_influence",
+    "angular",
+    "attention",
+    "hybrid",
+    "ablation",
 )
 
 

@@ -50,10 +50,14 @@ def evaluate_model(
     batch_size: int,
     bootstrap: int,
     seed: int,
+    device: str = "cpu",
+    dtype: str = "fp32",
 ) -> dict[str, Any]:
     """Score the test split with a saved model and write ``eval/{name}.json``."""
     items, samples = pd.read_parquet(items_path), pd.read_parquet(samples_path)
-    model, tok, meta = load_recmodel(model_dir, load_features(features_path, items))
+    model, tok, meta = load_recmodel(
+        model_dir, load_features(features_path, items), device=device, dtype=dtype
+    )
     test = load_split(samples, items, tok, "test", max_prompt_tokens)
     scores, pred_rating = score_split(model, test, batch_size, desc=f"evaluate {name}")
     extra: dict[str, Any] = {

@@ -81,7 +81,7 @@ class StateCache:
                     h = rec.outputs[-1]
                 assert h is not None
                 for row, mask in zip(h, b.attention_mask, strict=True):
-                    self.states.append(row[mask.bool()].clone())
+                    self.states.append(row[mask.bool().to(row.device)].float().cpu())
 
     def batch(self, idx: list[int]) -> tuple[TokenBatch, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(token batch, padded cached states, candidates, ratings) of samples ``idx``."""

@@ -29,6 +29,7 @@ __all__ = ["H1_RANGE", "Hypothesis", "h1", "h2", "h3", "hypotheses", "reference_
 H1_RANGE = (3.8, 8.5)
 H3_BASELINES = ("first_k", "uniform", "random")
 METRIC = "ndcg@5"
+VALID = "valid_ndcg@5"
 
 Record = dict[str, Any]
 
@@ -128,32 +129,50 @@ def h1(scores: dict[str, Record]) -> Hypothesis:
     return h
 
 
-def _best_per_method(evals: list[Record], teacher_ndcg: float) -> pd.DataFrame:
-    rows = []
-    for rec in evals:
-        if rec["kind"] != "student":
-            continue
-        for sel in rec.get("selections") or []:
-            if sel["method"] != "none":
-                rows.append(
-                    {
-                        "method": sel["method"],
-                        "strategy": selection_label(sel).split("/", 1)[1],
-                        "model": rec["model"],
-                        METRIC: rec["metrics"][METRIC],
-                        "retention": rec["metrics"][METRIC] / teacher_ndcg,
-                    }
-                )
-    if not rows:
-        return pd.DataFrame(columns=["method", "strategy", "model", METRIC, "retention"])
-    df = pd.DataFrame(rows).sort_values([METRIC, "method"], ascending=[False, True])
-    return df.drop_duplicates("method").reset_index(drop=True)
+def _chooser(students: list[Record], valid: dict[str, float] | None) -> tuple[str, str]:
+    """The column students are ranked by, and a note saying which: validation NDCG@5 when
+    every student has one (so the test numbers of the chosen one stay unbiased), else test."""
+    if valid and all(e["model"] in valid for e in students):
+        return VALID, "chosen on validation NDCG@5; test numbers reported"
+    return METRIC, "chosen on test NDCG@5 (no validation scores): optimistic choice"
+
+
+def _best_per_method(
+    evals: list[Record], teacher_ndcg: float, valid: dict[str, float] | None
+) -> tuple[pd.DataFrame, str, str]:
+    """Each importance method's best student (one row per method, best method first)."""
+    students = [e for e in evals if e["kind"] == "student" and is_adaptive(e)]
+    by, how = _chooser(students, valid)
+    rows = [
+        {
+            "method": sel["method"],
+            "strategy": selection_label(sel).split("/", 1)[1],
+            "model": rec["model"],
+            VALID: (valid or {}).get(rec["model"], math.nan),
+            METRIC: rec["metrics"][METRIC],
+            "retention": rec["metrics"][METRIC] / teacher_ndcg,
+        }
+        for rec in students
+        for sel in rec["selections"]
+        if sel["method"] != "none"
+    ]
+    cols = ["method", "strategy", "model", VALID, METRIC, "retention"]
+    df = pd.DataFrame(rows, columns=cols).sort_values([by, "method"], ascending=[False, True])
+    return df.drop_duplicates("method").reset_index(drop=True), by, how
+
+
+def _ablation_agreement(validation: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the validation table against ablation: method, spearman, kendall (best first)."""
+    v = validation[(validation["method_a"] == "ablation") | (validation["method_b"] == "ablation")]
+    v = v.assign(method=np.where(v["method_a"] == "ablation", v["method_b"], v["method_a"]))
+    v = v[v["method"] != "ablation"].sort_values("spearman", ascending=False)
+    return v[["method", "spearman", "kendall"]].reset_index(drop=True)
 
 
 def h2(
     evals: list[Record],
-    cmp: pd.DataFrame,
     validation: pd.DataFrame | None,
+    valid: dict[str, float] | None = None,
     *,
     n_boot: int,
     seed: int,
@@ -167,28 +186,29 @@ def h2(
         "untestable",
     )
     teacher = next((e for e in evals if e["kind"] == "teacher"), None)
-    best = _best_per_method(evals, teacher["metrics"][METRIC] if teacher else math.nan)
+    t_ndcg = teacher["metrics"][METRIC] if teacher else math.nan
+    best, by, how = _best_per_method(evals, t_ndcg, valid)
     winners: set[str] = set()
     if best.empty:
         h.notes.append("No importance-driven student was evaluated.")
     else:
-        top = best[METRIC].iloc[0]
-        winners = set(best.loc[best[METRIC] == top, "method"])
+        top = best[by].iloc[0]
+        winners = set(best.loc[best[by] == top, "method"])
         h.notes.append(
-            f"Best student: {', '.join(sorted(winners))} ({best['model'].iloc[0]}, "
-            f"NDCG@5 {top:.4f})."
+            f"Best student ({how}): {', '.join(sorted(winners))} with {best['model'].iloc[0]}, "
+            f"test NDCG@5 {best[METRIC].iloc[0]:.4f}."
         )
-        runner = best[best[METRIC] < top]
+        runner = best[best[by] < top]
         if not runner.empty:
             by_name = {e["model"]: e for e in evals}
             a, b = by_name[best["model"].iloc[0]], by_name[runner["model"].iloc[0]]
             c = compare(a, b, METRIC, n_boot=n_boot, seed=seed)
             h.notes.append(
                 f"Against the runner-up method {runner['method'].iloc[0]} ({b['model']}): "
-                f"{c['diff']:+.4f}, paired bootstrap p = {c['p_bootstrap']:.3g}."
+                f"test NDCG@5 {c['diff']:+.4f}, paired bootstrap p = {c['p_bootstrap']:.3g}."
             )
         elif len(best) > 1:
-            h.notes.append("Every method's best student is equally good (often the same layers).")
+            h.notes.append("Every method's best student ties (often the same layers).")
         h.table = best
     if validation is None or validation.empty:
         h.notes.append(
@@ -196,23 +216,28 @@ def h2(
             "(validation/correlations.csv) is among the report's inputs."
         )
         return h
-    v = validation[(validation["method_a"] == "ablation") | (validation["method_b"] == "ablation")]
-    v = v.assign(method=np.where(v["method_a"] == "ablation", v["method_b"], v["method_a"]))
-    v = v[v["method"] != "ablation"].sort_values("spearman", ascending=False)
-    if v.empty:
+    agree = _ablation_agreement(validation)
+    if agree.empty:
         h.notes.append("The validation table has no correlation against ablation.")
         return h
-    closest = str(v["method"].iloc[0])
+    closest = str(agree["method"].iloc[0])
     h.notes.append(
-        f"Closest to ablation: {closest} (Spearman {v['spearman'].iloc[0]:.3f}, "
-        f"Kendall {v['kendall'].iloc[0]:.3f})."
+        f"Closest to ablation: {closest} (Spearman {agree['spearman'].iloc[0]:.3f}, "
+        f"Kendall {agree['kendall'].iloc[0]:.3f})."
     )
+    if h.table is not None:
+        h.table = h.table.merge(agree, on="method", how="outer")
     if winners:
         h.verdict = "holds" if closest in winners else "does not hold"
+        if closest in winners and len(winners) > 1:
+            h.notes.append(
+                f"{closest} ties for the best student with "
+                f"{', '.join(sorted(winners - {closest}))}."
+            )
     return h
 
 
-def h3(evals: list[Record], cmp: pd.DataFrame) -> Hypothesis:
+def h3(evals: list[Record], cmp: pd.DataFrame, valid: dict[str, float] | None = None) -> Hypothesis:
     """H3: retention of the best adaptive selection vs the score-free baselines at k = L/4."""
     h = Hypothesis(
         "H3",
@@ -226,7 +251,9 @@ def h3(evals: list[Record], cmp: pd.DataFrame) -> Hypothesis:
     if teacher is None or not adaptive:
         h.notes.append("Needs a teacher and at least one importance-driven student.")
         return h
-    best = max(adaptive, key=lambda e: (e["metrics"][METRIC], e["model"]))
+    by, how = _chooser(adaptive, valid)
+    score = (lambda e: valid[e["model"]]) if by == VALID else (lambda e: e["metrics"][METRIC])
+    best = max(adaptive, key=lambda e: (score(e), e["model"]))
     n_layers = int(best.get("teacher_layers") or len(teacher.get("layers") or []))
     k = len(best["layers"])
     t_ndcg = teacher["metrics"][METRIC]
@@ -234,7 +261,8 @@ def h3(evals: list[Record], cmp: pd.DataFrame) -> Hypothesis:
     h.notes.append(
         f"Best adaptive student: {best['model']} "
         f"({', '.join(selection_label(s) for s in best['selections'])}), "
-        f"retention {best['metrics'][METRIC] / t_ndcg:.3f} at k = {k} of L = {n_layers}."
+        f"retention {best['metrics'][METRIC] / t_ndcg:.3f} at k = {k} of L = {n_layers} "
+        f"({how})."
     )
     if not k_ok:
         h.notes.append(
@@ -274,6 +302,12 @@ def h3(evals: list[Record], cmp: pd.DataFrame) -> Hypothesis:
     missing = [r["baseline"] for r in rows if r["status"].startswith("missing")]
     if missing:
         h.notes.append(f"Baseline(s) missing, not tested: {', '.join(missing)}.")
+    same = [r["baseline"] for r in rows if r["status"] == "same model"]
+    if same:
+        h.notes.append(
+            f"The best adaptive selection kept the same layers as {', '.join(same)}: "
+            "no gain from the importance scores there."
+        )
     tested = [s for s in states if s != "missing"]
     if not tested:
         verdict = "untestable"
@@ -292,14 +326,16 @@ def hypotheses(
     scores: dict[str, Record],
     cmp: pd.DataFrame,
     validation: pd.DataFrame | None,
+    valid: dict[str, float] | None = None,
     *,
     n_boot: int,
     seed: int,
 ) -> list[Hypothesis]:
-    """R, H1, H2 and H3, in report order."""
+    """R, H1, H2 and H3, in report order. ``valid`` maps a student's model name to its
+    validation NDCG@5 (used to choose the "best" students without looking at the test set)."""
     return [
         reference_check(evals, cmp),
         h1(scores),
-        h2(evals, cmp, validation, n_boot=n_boot, seed=seed),
-        h3(evals, cmp),
+        h2(evals, validation, valid, n_boot=n_boot, seed=seed),
+        h3(evals, cmp, valid),
     ]

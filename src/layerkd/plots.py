@@ -204,7 +204,11 @@ def pareto_plot(evals: Sequence[Record], path: Path) -> Path:
 
 
 def training_curve(
-    log: pd.DataFrame, path: Path, title: str, teacher_valid: float | None = None
+    log: pd.DataFrame,
+    path: Path,
+    title: str,
+    teacher_valid: float | None = None,
+    who: str = "student",
 ) -> Path:
     """Loss components against step (left) and validation NDCG@5 against epoch (right);
     ``teacher_valid`` draws the fine-tuned teacher's best validation NDCG@5 for reference."""
@@ -222,7 +226,7 @@ def training_curve(
     a1.grid(alpha=0.3)
     a1.legend(fontsize=8)
     valid = log.dropna(subset=["valid_ndcg@5"]) if "valid_ndcg@5" in log else log.iloc[:0]
-    a2.plot(valid["epoch"], valid["valid_ndcg@5"], marker="o", label="this model")
+    a2.plot(valid["epoch"], valid["valid_ndcg@5"], marker="o", label=who)
     if teacher_valid is not None:
         a2.axhline(teacher_valid, ls="--", color="black", lw=1, label="teacher (best validation)")
     a2.set_xlabel("epoch (0 = before training)")
@@ -286,7 +290,9 @@ def write_plots(
     if finetune_log is not None:
         log = pd.read_parquet(finetune_log)
         teacher_valid = float(log["valid_ndcg@5"].max())
-        written.append(training_curve(log, out_dir / "curve_teacher.png", "teacher fine-tuning"))
+        written.append(
+            training_curve(log, out_dir / "curve_teacher.png", "teacher fine-tuning", who="teacher")
+        )
     for p in train_logs:
         name = Path(p).parent.name
         title = f"student {name} distillation"

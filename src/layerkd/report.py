@@ -68,8 +68,24 @@ def _popular_flag(sig: str | None, diff: float | None) -> str:
     return "does not beat most-popular"
 
 
-def summary_rows(evals: list[Record], cmp: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, selection) with metrics, intervals, efficiency and NDCG@5 tests."""
+def validation_scores(finetune_log: Path | None, train_logs: list[Path]) -> dict[str, float]:
+    """Best validation NDCG@5 of the teacher and of each student (the checkpoint each keeps),
+    keyed by model name (``teacher``, ``student/{layerset}``)."""
+    out = {}
+    named = [("teacher", finetune_log)] + [(f"student/{p.parent.name}", p) for p in train_logs]
+    for name, path in named:
+        if path is not None:
+            col = pd.read_parquet(path, columns=["valid_ndcg@5"])["valid_ndcg@5"].dropna()
+            if not col.empty:
+                out[name] = float(col.max())
+    return out
+
+
+def summary_rows(
+    evals: list[Record], cmp: pd.DataFrame, valid: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """One row per (model, selection) with metrics, intervals, efficiency and NDCG@5 tests;
+    ``valid`` adds each model's validation NDCG@5."""
     if len({e["candidates_sha256"] for e in evals}) != 1:
         raise ValueError("models were evaluated on different test candidates")
     teacher = next((e for e in evals if e["kind"] == "teacher"), None)
@@ -93,6 +109,7 @@ def summary_rows(evals: list[Record], cmp: pd.DataFrame) -> pd.DataFrame:
         for m in METRICS:
             base[m] = e["metrics"][m]
             base[f"{m}_lo"], base[f"{m}_hi"] = e["ci"][m]
+        base["valid_ndcg@5"] = (valid or {}).get(e["model"])
         rating = e.get("rating") or {}
         base["rating_rmse"], base["rating_accuracy"] = rating.get("rmse"), rating.get("accuracy")
         base["retention"] = e["metrics"][KEY] / t_ndcg
@@ -110,6 +127,7 @@ def summary_rows(evals: list[Record], cmp: pd.DataFrame) -> pd.DataFrame:
         for s in sels:
             rows.append({**base, "method": s.get("method"), "strategy": s.get("strategy")})
     df = pd.DataFrame(rows)
+    df["n_layers"] = df["n_layers"].astype("Int64")
     front = ["model", "kind", "role", "method", "strategy"]
     df = df[front + [c for c in df.columns if c not in front]]
     df["_o"] = df["role"].map(ROLE_ORDER)
@@ -245,9 +263,10 @@ def report_stage(
     evals = [read_json(p) for p in inputs.evals]
     scores = {(r := read_json(p))["method"]: r for p in inputs.scores}
     validation = pd.read_csv(inputs.validation) if inputs.validation else None
+    valid = validation_scores(inputs.finetune_log, inputs.train_logs)
     cmp = comparison_table(evals, METRICS, n_boot=n_boot, seed=seed)
-    df = summary_rows(evals, cmp)
-    hyps = hypotheses(evals, scores, cmp, validation, n_boot=n_boot, seed=seed)
+    df = summary_rows(evals, cmp, valid)
+    hyps = hypotheses(evals, scores, cmp, validation, valid, n_boot=n_boot, seed=seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "summary.csv") as tmp:
         df.to_csv(tmp, index=False)

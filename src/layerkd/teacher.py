@@ -15,6 +15,7 @@ from layerkd.io import atomic_dir, save_torch, write_json, write_parquet
 from layerkd.models.backbone import load_causal_lm, prepare_backbone
 from layerkd.models.recmodel import RecHeads, RecModel, encode_items, load_recmodel, save_recmodel
 from layerkd.models.samples import load_split
+from layerkd.runtime import device_of
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ def prepare_teacher(
     max_item_tokens: int,
     batch_size: int,
     seed: int,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    device_map: str | None = None,
 ) -> dict[str, Any]:
     """Save the base backbone as an HF directory and encode every item text once."""
     from transformers import AutoTokenizer
@@ -36,7 +40,7 @@ def prepare_teacher(
     items = pd.read_parquet(items_path)
     with atomic_dir(out_dir) as tmp:
         info = prepare_backbone(model, tmp, tiny=tiny, texts=items["text"].tolist(), seed=seed)
-        lm = load_causal_lm(tmp)
+        lm = load_causal_lm(tmp, device=device_of(device), dtype=dtype, device_map=device_map)
         tok = AutoTokenizer.from_pretrained(str(tmp))
         feats = encode_items(
             lm, tok, items["text"].astype(str).tolist(), max_item_tokens, batch_size
@@ -66,17 +70,22 @@ def finetune_teacher(
     max_prompt_tokens: int,
     seed: int,
     finetune_cfg: dict[str, Any],
+    device: str = "cpu",
+    dtype: str = "fp32",
 ) -> None:
-    """Fine-tune the base backbone with fresh heads on the task; save the merged teacher."""
+    """Fine-tune the base backbone with fresh heads on the task; save the merged teacher.
+
+    Training keeps fp32 master weights (``dtype`` only sets how later steps load the teacher).
+    """
     from transformers import AutoTokenizer
 
     items, samples = pd.read_parquet(items_path), pd.read_parquet(samples_path)
     feats = load_features(features_path, items)
-    lm = load_causal_lm(base_dir)
+    lm = load_causal_lm(base_dir, device=device_of(device))
     tok = AutoTokenizer.from_pretrained(str(base_dir))
     torch.manual_seed(seed)
     heads = RecHeads(lm.config.hidden_size, feats.shape[1], len(items), head_dim)
-    model = RecModel(lm, heads, feats)
+    model = RecModel(lm, heads.to(device), feats.to(device))
     train = load_split(samples, items, tok, "train", max_prompt_tokens)
     valid = load_split(samples, items, tok, "valid", max_prompt_tokens)
     params = FinetuneParams(**{**finetune_cfg, "seed": seed})
@@ -100,10 +109,19 @@ def cache_shard(
     batch_size: int,
     max_prompt_tokens: int,
     w_rating: float,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    device_map: str | None = None,
 ) -> None:
     """One shard of the teacher pass: calibration statistics and training-sample outputs."""
     items, samples = pd.read_parquet(items_path), pd.read_parquet(samples_path)
-    model, tok, _ = load_recmodel(teacher_dir, load_features(features_path, items))
+    model, tok, _ = load_recmodel(
+        teacher_dir,
+        load_features(features_path, items),
+        device=device_of(device),
+        dtype=dtype,
+        device_map=device_map,
+    )
     calib = load_split(samples, items, tok, "calibration", max_prompt_tokens)
     train = load_split(samples, items, tok, "train", max_prompt_tokens)
     c_idx = shard_indices(len(calib), shard, n_shards)

@@ -135,14 +135,30 @@ def prepare_backbone(
     return info
 
 
-def load_causal_lm(path: Path, *, attn: str = "sdpa", device: str = "cpu") -> Any:
-    """Load a saved HF causal LM in fp32 on ``device`` (``attn='eager'`` for attention maps)."""
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def load_causal_lm(
+    path: Path,
+    *,
+    attn: str = "sdpa",
+    device: str = "cpu",
+    dtype: str = "fp32",
+    device_map: str | None = None,
+) -> Any:
+    """Load a saved HF causal LM on ``device`` in ``dtype`` (``fp32`` or ``bf16``).
+
+    ``device_map`` (e.g. ``auto``) spreads a teacher larger than one GPU over several;
+    ``attn='eager'`` is needed for attention maps (the teacher pass switches only for itself).
+    """
     from transformers import AutoModelForCausalLM
 
+    if dtype not in DTYPES:
+        raise ValueError(f"teacher.dtype={dtype!r}: expected one of {sorted(DTYPES)}")
     model = AutoModelForCausalLM.from_pretrained(
-        str(path), dtype=torch.float32, attn_implementation=attn
+        str(path), dtype=DTYPES[dtype], attn_implementation=attn, device_map=device_map
     )
-    return model.to(device)
+    return model if device_map else model.to(device)
 
 
 def decoder(model: nn.Module) -> nn.Module:

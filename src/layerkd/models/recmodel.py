@@ -81,6 +81,10 @@ class RecModel(nn.Module):
         self, batch: TokenBatch, *, hidden_states: bool = False, inputs_embeds: Any = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         """Last-token final state (B, H) and, on request, all hidden states (L+1 of (B, T, H))."""
+        emb = decoder(self.lm).embed_tokens.weight
+        batch = batch.to(emb.device)
+        if inputs_embeds is not None:
+            inputs_embeds = inputs_embeds.to(emb.device, emb.dtype)
         out = decoder(self.lm)(
             input_ids=None if inputs_embeds is not None else batch.input_ids,
             inputs_embeds=inputs_embeds,
@@ -89,7 +93,8 @@ class RecModel(nn.Module):
             use_cache=False,
             output_hidden_states=hidden_states,
         )
-        return out.last_hidden_state[:, -1], (out.hidden_states if hidden_states else None)
+        last = out.last_hidden_state[:, -1].to(self.item_features.device, torch.float32)
+        return last, (out.hidden_states if hidden_states else None)
 
     def forward(
         self,
@@ -101,6 +106,7 @@ class RecModel(nn.Module):
     ) -> RecOutput:
         """Score candidates ``cand`` (B, C; column 0 is the target) for a batch of histories."""
         h, hs = self.user_states(batch, hidden_states=hidden_states, inputs_embeds=inputs_embeds)
+        cand = cand.to(h.device)
         u = self.heads.user_proj(h)
         item_vecs = self.heads.item_proj(self.item_features)
         rating, logits = self.heads.ratings(u, cand[:, 0], item_vecs)
@@ -109,6 +115,7 @@ class RecModel(nn.Module):
 
 def rating_loss(out: RecOutput, target_rating: torch.Tensor) -> torch.Tensor:
     """Per-sample (MSE + 5-class CE) of the rating heads; 0 where the rating is unknown (NaN)."""
+    target_rating = target_rating.to(out.rating.device)
     known = ~torch.isnan(target_rating)
     r = torch.nan_to_num(target_rating, nan=3.0).clamp(1, 5)
     cls = (r.round().long() - 1).clamp(0, 4)
@@ -145,14 +152,15 @@ def encode_items(
     for rng in tqdm(batches(len(order), batch_size), desc="encode items", unit="batch"):
         idx = [order[i] for i in rng]
         b = pad_left([ids[i] for i in idx], tok.pad_token_id)
+        b = b.to(decoder(lm).embed_tokens.weight.device)
         out = decoder(lm)(
             input_ids=b.input_ids,
             attention_mask=b.attention_mask,
             position_ids=b.position_ids,
             use_cache=False,
         )
-        m = b.attention_mask.unsqueeze(-1).float()
-        feats[idx] = (out.last_hidden_state * m).sum(1) / m.sum(1)
+        m = b.attention_mask.unsqueeze(-1).float().to(out.last_hidden_state.device)
+        feats[idx] = ((out.last_hidden_state.float() * m).sum(1) / m.sum(1)).cpu()
     return feats
 
 
@@ -168,15 +176,23 @@ def save_recmodel(model: RecModel, tok: Any, out_dir: Path, meta: dict[str, Any]
 
 
 def load_recmodel(
-    path: Path, item_features: torch.Tensor, *, attn: str = "sdpa", device: str = "cpu"
+    path: Path,
+    item_features: torch.Tensor,
+    *,
+    attn: str = "sdpa",
+    device: str = "cpu",
+    dtype: str = "fp32",
+    device_map: str | None = None,
 ) -> tuple[RecModel, Any, dict[str, Any]]:
-    """Load what :func:`save_recmodel` wrote: (model, tokenizer, metadata)."""
+    """Load what :func:`save_recmodel` wrote: (model, tokenizer, metadata). The heads and item
+    features stay fp32 on ``device``; the backbone is in ``dtype`` (spread by ``device_map``)."""
     from transformers import AutoTokenizer
 
     meta = json.loads((path / META_FILE).read_text())
     d = meta["dims"]
     heads = RecHeads(d["hidden"], d["item_dim"], d["n_items"], d["dim"])
     heads.load_state_dict(load_file(path / HEADS_FILE))
-    lm = load_causal_lm(path, attn=attn, device=device)
+    lm = load_causal_lm(path, attn=attn, device=device, dtype=dtype, device_map=device_map)
     tok = AutoTokenizer.from_pretrained(str(path))
-    return RecModel(lm, heads, item_features).to(device), tok, meta
+    model = RecModel(lm, heads.to(device), item_features.to(device))
+    return model, tok, meta
