@@ -91,7 +91,8 @@ rule select:
 
 checkpoint layersets:
     input:
-        selections=selection_files,
+        selections=distilled_selection_files,
+        every_selection=selection_files,
     output:
         directory("results/{dataset}/layersets"),
     log:
@@ -99,7 +100,7 @@ checkpoint layersets:
     benchmark:
         "results/{dataset}/benchmarks/layersets.tsv"
     params:
-        selections=SELECTIONS,
+        selections=DISTILLED,
     threads: 1
     conda:
         "../envs/layerkd.yaml"

@@ -5,13 +5,14 @@ import os
 
 from snakemake.utils import validate
 
-from layerkd.config import check_config, selection_names
+from layerkd.config import check_config, distilled_names, selection_names
 
 validate(config, schema="../config/schema.yaml")
 check_config(config)
 
 DATASETS = [d["name"] for d in config["datasets"]]
 SELECTIONS = selection_names(config)
+DISTILLED = distilled_names(config)
 # method agreement needs at least two methods
 VALIDATION = (
     expand("results/{dataset}/validation/correlations.csv", dataset=DATASETS)
@@ -45,6 +46,11 @@ def score_input(wildcards):
 def selection_files(wildcards):
     """Every selection of a dataset."""
     return [f"results/{wildcards.dataset}/selections/{s}.json" for s in SELECTIONS]
+
+
+def distilled_selection_files(wildcards):
+    """The selections whose layer sets get a student (``selection.distill``)."""
+    return [f"results/{wildcards.dataset}/selections/{s}.json" for s in DISTILLED]
 
 
 def cache_shards(wildcards):

@@ -91,3 +91,25 @@ def test_selection_names_include_random_repeats():
         "gradient__top_k__k8",
         "none__uniform__k8",
     ]
+
+
+def test_distill_subset_selects_pairs_across_k_and_repeats():
+    from layerkd.config import distilled_names
+
+    cfg = _base()
+    cfg["methods"], cfg["strategies"] = ["fisher", "ablation"], ["top_k", "block"]
+    cfg["baselines"] = ["first_k", "random"]
+    cfg["selection"].update({"k": [4, 8], "random_repeats": 2})
+    cfg["selection"]["distill"] = ["fisher__top_k", "none__random"]
+    check_config(cfg)
+    assert distilled_names(cfg) == [
+        "fisher__top_k__k4",
+        "none__random-0__k4",
+        "none__random-1__k4",
+        "fisher__top_k__k8",
+        "none__random-0__k8",
+        "none__random-1__k8",
+    ]
+    cfg["selection"]["distill"] = ["attention__top_k"]
+    with pytest.raises(ConfigError, match="selection.distill"):
+        check_config(cfg)

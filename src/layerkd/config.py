@@ -64,6 +64,22 @@ def selection_names(config: dict[str, Any]) -> list[str]:
     return names
 
 
+def distilled_names(config: dict[str, Any]) -> list[str]:
+    """The selections whose layer sets get a student: ``selection.distill`` lists
+    ``{method}__{strategy}`` pairs (every k and every random repeat of a pair), or ``all``."""
+    wanted = config["selection"].get("distill", "all")
+    names = selection_names(config)
+    if wanted == "all":
+        return names
+    return [n for n in names if _pair(n) in set(wanted)]
+
+
+def _pair(name: str) -> str:
+    """``fisher__top_k__k8`` → ``fisher__top_k``; ``none__random-1__k8`` → ``none__random``."""
+    method, strategy, _k = name.split("__")
+    return f"{method}__{strategy.split('-')[0]}"
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Raise :class:`ConfigError` naming the key when the config cannot run."""
     n_layers = teacher_layers(config["teacher"])
@@ -86,6 +102,15 @@ def check_config(config: dict[str, Any]) -> None:
         if top > n_layers:
             raise ConfigError(
                 f"teacher.finetune.top_layers={top} exceeds the teacher's {n_layers} layers"
+            )
+    wanted = config["selection"].get("distill", "all")
+    if wanted != "all":
+        known = {_pair(n) for n in selection_names(config)}
+        unknown = sorted(set(wanted) - known)
+        if unknown:
+            raise ConfigError(
+                f"selection.distill: {unknown} are not among the configured selections "
+                f"{sorted(known)} (methods × strategies, none × baselines)"
             )
     names = [d["name"] for d in config["datasets"]]
     if len(set(names)) != len(names):
