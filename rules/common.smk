@@ -60,10 +60,9 @@ def cache_shards(wildcards):
 
 
 def student_evals(wildcards):
-    """Evaluation files of every distinct layer set (known once the checkpoint ran)."""
-    out = checkpoints.layersets.get(dataset=wildcards.dataset).output[0]
-    names = sorted(f[:-5] for f in os.listdir(out) if f.endswith(".json"))
-    return [f"results/{wildcards.dataset}/eval/student/{n}.json" for n in names]
+    """Evaluation files of every student: distinct layer set x mode x seed (known once the
+    layersets checkpoint ran)."""
+    return [f"results/{wildcards.dataset}/eval/student/{s}.json" for s in students(wildcards)]
 
 
 def all_evals(wildcards):
@@ -76,9 +75,8 @@ def all_evals(wildcards):
 
 def student_train_logs(wildcards):
     """Distillation logs of every distinct layer set (known once the checkpoint ran)."""
-    out = checkpoints.layersets.get(dataset=wildcards.dataset).output[0]
-    names = sorted(f[:-5] for f in os.listdir(out) if f.endswith(".json"))
-    return [f"results/{wildcards.dataset}/students/{n}/train_log.parquet" for n in names]
+    base = f"results/{wildcards.dataset}/students"
+    return [f"{base}/{s}/train_log.parquet" for s in students(wildcards)]
 
 
 def validation_table(wildcards):
@@ -89,3 +87,31 @@ def validation_table(wildcards):
         str(o).endswith("validation/correlations.csv") for r in workflow.rules for o in r.output
     )
     return [path] if made or os.path.exists(path) else []
+
+
+def students(wildcards):
+    """Every student id ``{layerset}__{mode}__s{seed}`` of a dataset: each distinct layer set
+    (from the layersets checkpoint) x ``student.modes`` x ``distill.seeds``; compact students
+    only for the layer sets of ``student.compact.selections`` when that list is set."""
+    from layerkd.student import student_ids
+
+    seeds = config["distill"]["seeds"]
+    if config["distill"].get("seed", seeds[0]) not in seeds:
+        raise ValueError("distill.seed is deprecated: list the training seeds in distill.seeds")
+    out = checkpoints.layersets.get(dataset=wildcards.dataset).output[0]
+    compact = config["student"].get("compact", {})
+    return student_ids(out, config["student"]["modes"], seeds, compact.get("selections"))
+
+
+def compact_params(wildcards):
+    """The compact-student settings of a compact build (nothing for keep students, so compact
+    settings never rerun them)."""
+    if wildcards.mode != "compact":
+        return {}
+    return {k: v for k, v in config["student"].get("compact", {}).items() if k != "selections"}
+
+
+def distill_params(wildcards):
+    """Distillation settings (the seed comes from the student id, so adding a seed to
+    ``distill.seeds`` does not rerun the students of the others)."""
+    return {k: v for k, v in config["distill"].items() if k not in ("seed", "seeds")}

@@ -28,18 +28,21 @@ rule evaluate_teacher:
 
 rule evaluate_student:
     input:
-        model="results/{dataset}/students/{layerset}/final",
+        model="results/{dataset}/students/{layerset}__{mode}__s{seed}/final",
         features="results/{dataset}/teacher/item_features.pt",
         item_table="data/processed/{dataset}/items.parquet",
         samples="data/processed/{dataset}/samples.parquet",
     output:
-        metrics="results/{dataset}/eval/student/{layerset}.json",
+        metrics="results/{dataset}/eval/student/{layerset}__{mode}__s{seed}.json",
     log:
-        "logs/{dataset}/evaluate_student_{layerset}.log",
+        "logs/{dataset}/evaluate_student_{layerset}__{mode}__s{seed}.log",
     benchmark:
-        "results/{dataset}/benchmarks/evaluate_student_{layerset}.tsv"
+        "results/{dataset}/benchmarks/evaluate_student_{layerset}__{mode}__s{seed}.tsv"
+    wildcard_constraints:
+        mode="keep|compact",
+        seed="[0-9]+",
     params:
-        name="student/{layerset}",
+        name="student/{layerset}__{mode}__s{seed}",
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         eval=config["eval"],
     threads: HEAVY

@@ -1,4 +1,5 @@
-# Students: one per distinct layer set, built from the teacher and distilled offline.
+# Students: one per distinct layer set, mode and seed ({layerset}__{mode}__s{seed}), built from
+# the teacher and distilled offline from the teacher cache (the teacher is never run here).
 
 
 rule build_student:
@@ -7,14 +8,18 @@ rule build_student:
         features="results/{dataset}/teacher/item_features.pt",
         item_table="data/processed/{dataset}/items.parquet",
         layerset="results/{dataset}/layersets/{layerset}.json",
+        cache="results/{dataset}/teacher/cache.pt",
     output:
-        init=directory("results/{dataset}/students/{layerset}/init"),
+        init=directory("results/{dataset}/students/{layerset}__{mode}__s{seed}/init"),
     log:
-        "logs/{dataset}/build_student_{layerset}.log",
+        "logs/{dataset}/build_student_{layerset}__{mode}__s{seed}.log",
     benchmark:
-        "results/{dataset}/benchmarks/build_student_{layerset}.tsv"
+        "results/{dataset}/benchmarks/build_student_{layerset}__{mode}__s{seed}.tsv"
+    wildcard_constraints:
+        mode="keep|compact",
+        seed="[0-9]+",
     params:
-        mode=config["student"]["modes"][0],
+        compact=compact_params,
     threads: 1
     conda:
         "../envs/layerkd.yaml"
@@ -24,21 +29,26 @@ rule build_student:
 
 rule distill:
     input:
-        init="results/{dataset}/students/{layerset}/init",
+        init="results/{dataset}/students/{layerset}__{mode}__s{seed}/init",
         features="results/{dataset}/teacher/item_features.pt",
         item_table="data/processed/{dataset}/items.parquet",
         samples="data/processed/{dataset}/samples.parquet",
         cache="results/{dataset}/teacher/cache.pt",
     output:
-        final=directory("results/{dataset}/students/{layerset}/final"),
-        train_log="results/{dataset}/students/{layerset}/train_log.parquet",
+        final=directory("results/{dataset}/students/{layerset}__{mode}__s{seed}/final"),
+        train_log="results/{dataset}/students/{layerset}__{mode}__s{seed}/train_log.parquet",
     log:
-        "logs/{dataset}/distill_{layerset}.log",
+        "logs/{dataset}/distill_{layerset}__{mode}__s{seed}.log",
     benchmark:
-        "results/{dataset}/benchmarks/distill_{layerset}.tsv"
+        "results/{dataset}/benchmarks/distill_{layerset}__{mode}__s{seed}.tsv"
+    wildcard_constraints:
+        mode="keep|compact",
+        seed="[0-9]+",
     params:
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
-        distill=config["distill"],
+        distill=distill_params,
+        device=config["teacher"]["device"],
+        checkpoints="results/{dataset}/students/{layerset}__{mode}__s{seed}/checkpoints",
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"

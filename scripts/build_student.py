@@ -1,4 +1,4 @@
-"""Snakemake script: build one layer-selected student from the teacher."""
+"""Snakemake script: build one student (keep or compact) of one layer set."""
 
 from pathlib import Path
 
@@ -13,5 +13,8 @@ build_student(
     Path(sm.input.item_table),
     Path(sm.input.layerset),
     Path(sm.output.init),
-    mode=sm.params.mode,
+    mode=sm.wildcards.mode,
+    seed=int(sm.wildcards.seed),
+    compact=dict(sm.params.compact),
+    cache_path=Path(sm.input.cache),
 )

@@ -1,4 +1,4 @@
-"""Snakemake script: distil one student offline from the teacher cache."""
+"""Snakemake script: distil one student offline from the teacher cache (resumable)."""
 
 from pathlib import Path
 
@@ -17,4 +17,7 @@ distill_student(
     Path(sm.output.train_log),
     max_prompt_tokens=sm.params.max_prompt_tokens,
     distill_cfg=dict(sm.params.distill),
+    seed=int(sm.wildcards.seed),
+    device=sm.params.device,
+    ckpt_dir=Path(sm.params.checkpoints),
 )

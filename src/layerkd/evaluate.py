@@ -64,6 +64,7 @@ def evaluate_model(
         "layers": meta.get("layers"),
         "layerset": meta.get("layerset"),
         "mode": meta.get("mode"),
+        "seed": meta.get("seed"),
         "selections": meta.get("selections"),
         "teacher_layers": meta.get("teacher_layers"),
         "params": int(sum(p.numel() for p in model.parameters())),

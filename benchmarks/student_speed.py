@@ -1,0 +1,133 @@
+"""Student vs teacher speed on the same test samples, and distillation throughput.
+
+Usage (after the pipeline has run)::
+
+    .venv/bin/python benchmarks/student_speed.py [--config config/config.yaml]
+        [--dataset synthetic] [--student ID ...] [--n 24] [--steps 6] [--threads 2]
+
+For the teacher and each student (default: every distilled student of the dataset) it prints
+the user-tower latency at batch 1 (median over ``--n`` test samples, the same for every
+model), the throughput at batch 32 on the same 32 samples, and the parameter count. Then it
+times ``--steps`` distillation steps of each student's initial weights on the cached teacher
+outputs (training samples/s) with a call counter on every teacher module: the counter must
+stay at 0, i.e. distillation never runs the teacher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from layerkd.distill import Distiller, DistillParams
+from layerkd.models.compact import load_alignment
+from layerkd.models.recmodel import RecModel, load_recmodel
+from layerkd.models.samples import SplitData, load_split
+from layerkd.models.train import epoch_order
+from layerkd.teacher import load_features
+
+
+@torch.no_grad()
+def speed(model: RecModel, data: SplitData, n: int) -> tuple[float, float]:
+    """(median latency in ms at batch 1 over ``n`` samples, users/s at batch 32)."""
+    model.eval()
+    model(*data.batch([0])[:2])  # warm-up
+    lat = []
+    for i in range(min(n, len(data))):
+        b, cand, _ = data.batch([i])
+        t0 = time.perf_counter()
+        model(b, cand)
+        lat.append(time.perf_counter() - t0)
+    b, cand, _ = data.batch(range(min(32, len(data))))
+    model(b, cand)
+    t0 = time.perf_counter()
+    for _ in range(3):
+        model(b, cand)
+    return 1000 * statistics.median(lat), 3 * len(cand) / (time.perf_counter() - t0)
+
+
+def count_calls(model: torch.nn.Module) -> list[int]:
+    """A counter that every forward call of any submodule of ``model`` increments."""
+    counter = [0]
+
+    def hook(*_: object) -> None:
+        counter[0] += 1
+
+    for mod in model.modules():
+        mod.register_forward_pre_hook(hook)
+    return counter
+
+
+def train_speed(
+    init_dir: Path, feats: torch.Tensor, cache: dict, train: SplitData, cfg: dict, steps: int
+) -> float:
+    """Training samples/s of ``steps`` distillation steps from ``init_dir``."""
+    model, _, meta = load_recmodel(init_dir, feats)
+    align = load_alignment(init_dir, int(meta["teacher_hidden"]))
+    keys = {k: v for k, v in cfg.items() if k not in ("seeds", "train_embeddings")}
+    p = DistillParams(**keys, train_embeddings=meta.get("init") == "random")
+    run = Distiller(model, meta["layers"], cache, train, train, p, align=align)
+    run.nets.train()
+    order = epoch_order(len(train), p.batch_size, p.seed, 1)
+    groups = [order[i : i + p.grad_accum] for i in range(0, len(order), p.grad_accum)]
+    run.step(groups[0])  # warm-up
+    t0 = time.perf_counter()
+    done = 0
+    for s in range(steps):
+        group = groups[(s + 1) % len(groups)]
+        run.step(group)
+        done += sum(len(g) for g in group)
+    return done / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    """Measure and print."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    ap.add_argument("--dataset", default=None, help="default: the config's first dataset")
+    ap.add_argument("--student", nargs="*", default=None, help="student ids (default: all)")
+    ap.add_argument("--n", type=int, default=24, help="samples timed at batch 1")
+    ap.add_argument("--steps", type=int, default=6, help="distillation steps timed")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = yaml.safe_load(args.config.read_text())
+    ds = args.dataset or cfg["datasets"][0]["name"]
+    res, proc = Path("results") / ds, Path("data/processed") / ds
+    items = pd.read_parquet(proc / "items.parquet")
+    samples = pd.read_parquet(proc / "samples.parquet")
+    feats = load_features(res / "teacher" / "item_features.pt", items)
+    mpt = int(cfg["teacher"]["max_prompt_tokens"])
+    teacher, tok, _ = load_recmodel(res / "teacher" / "final", feats)
+    test = load_split(samples, items, tok, "test", mpt)
+    train = load_split(samples, items, tok, "train", mpt)
+    ids = args.student or sorted(p.parent.name for p in (res / "students").glob("*/final"))
+    t_lat, t_thr = speed(teacher, test, args.n)
+    n_t = sum(p.numel() for p in teacher.parameters())
+    print(f"{'model':<40} {'params':>12} {'ms @ b1':>9} {'users/s @ b32':>14} {'speedup':>8}")
+    print(f"{'teacher':<40} {n_t:>12,} {t_lat:>9.1f} {t_thr:>14.1f} {1.0:>8.2f}")
+    models = {}
+    for sid in ids:
+        model, _, meta = load_recmodel(res / "students" / sid / "final", feats)
+        lat, thr = speed(model, test, args.n)
+        n_s = sum(p.numel() for p in model.parameters())
+        print(f"{'student/' + sid:<40} {n_s:>12,} {lat:>9.1f} {thr:>14.1f} {t_lat / lat:>8.2f}")
+        models[sid] = meta
+    cache = torch.load(res / "teacher" / "cache.pt", weights_only=False)["train"]
+    calls = count_calls(teacher)
+    dcfg = {k: v for k, v in cfg["distill"].items() if k != "checkpoint_every"}
+    for sid in models:
+        sps = train_speed(res / "students" / sid / "init", feats, cache, train, dcfg, args.steps)
+        print(f"distillation of {sid}: {sps:.1f} training samples/s ({args.steps} steps)")
+    print(f"teacher forward calls during distillation: {calls[0]}")
+    if calls[0]:
+        raise SystemExit("the teacher was called during distillation")
+
+
+if __name__ == "__main__":
+    main()
