@@ -80,13 +80,10 @@ def student_train_logs(wildcards):
 
 
 def validation_table(wildcards):
-    """The method-vs-ablation correlation table when a rule makes it or it exists, else none
-    (the report then skips the correlation plot and H2's ablation half)."""
+    """The method-agreement table (``rule validation``) when the config makes one (two or more
+    methods), else none: the report then skips the correlation plot and H2's ablation half."""
     path = f"results/{wildcards.dataset}/validation/correlations.csv"
-    made = any(
-        str(o).endswith("validation/correlations.csv") for r in workflow.rules for o in r.output
-    )
-    return [path] if made or os.path.exists(path) else []
+    return [path] if path in VALIDATION else []
 
 
 def students(wildcards):

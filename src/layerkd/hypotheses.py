@@ -140,11 +140,13 @@ def _chooser(students: list[Record], valid: dict[str, float] | None) -> tuple[st
 def _best_per_method(
     evals: list[Record], teacher_ndcg: float, valid: dict[str, float] | None
 ) -> tuple[pd.DataFrame, str, str]:
-    """Each importance method's best student (one row per method, best method first)."""
+    """Each importance method's best student at each k (best first within a k)."""
     students = [e for e in evals if e["kind"] == "student" and is_adaptive(e)]
     by, how = _chooser(students, valid)
     rows = [
         {
+            "k": len(rec["layers"]),
+            "mode": rec.get("mode") or "",
             "method": sel["method"],
             "strategy": selection_label(sel).split("/", 1)[1],
             "model": rec["model"],
@@ -156,9 +158,10 @@ def _best_per_method(
         for sel in rec["selections"]
         if sel["method"] != "none"
     ]
-    cols = ["method", "strategy", "model", VALID, METRIC, "retention"]
-    df = pd.DataFrame(rows, columns=cols).sort_values([by, "method"], ascending=[False, True])
-    return df.drop_duplicates("method").reset_index(drop=True), by, how
+    cols = ["k", "mode", "method", "strategy", "model", VALID, METRIC, "retention"]
+    df = pd.DataFrame(rows, columns=cols)
+    df = df.sort_values(["k", "mode", by, "method"], ascending=[True, True, False, True])
+    return df.drop_duplicates(["k", "mode", "method"]).reset_index(drop=True), by, how
 
 
 def _ablation_agreement(validation: pd.DataFrame) -> pd.DataFrame:
@@ -169,6 +172,42 @@ def _ablation_agreement(validation: pd.DataFrame) -> pd.DataFrame:
     return v[["method", "spearman", "kendall"]].reset_index(drop=True)
 
 
+def _winners(
+    best: pd.DataFrame, by: str, evals: list[Record], n_boot: int, seed: int
+) -> tuple[dict[str, set[str]], set[str], list[str], dict[str, set[str]]]:
+    """Per k (and student mode), the methods (ablation aside: it is the ground truth) whose
+    student ranks first; the keys where that first place is clear (one winner, significantly
+    above the runner-up); one sentence per key with the paired test against the runner-up;
+    the methods with a student per key."""
+    by_name = {e["model"]: e for e in evals}
+    winners, notes, clear, present = {}, [], set(), {}
+    for (k, mode), grp in best[best["method"] != "ablation"].groupby(["k", "mode"]):
+        key = f"{k}" + (f" ({mode})" if mode else "")
+        top = grp[by].iloc[0]
+        present[key] = set(grp["method"])
+        winners[key] = set(grp.loc[grp[by] == top, "method"])
+        note = (
+            f"k = {key}: best student from {', '.join(sorted(winners[key]))} "
+            f"({grp['model'].iloc[0]}, test NDCG@5 {grp[METRIC].iloc[0]:.4f})"
+        )
+        runner = grp[grp[by] < top]
+        if not runner.empty:
+            a, b = by_name[grp["model"].iloc[0]], by_name[runner["model"].iloc[0]]
+            c = compare(a, b, METRIC, n_boot=n_boot, seed=seed)
+            note += (
+                f"; vs runner-up {runner['method'].iloc[0]}: {c['diff']:+.4f}, "
+                f"paired bootstrap p = {c['p_bootstrap']:.3g}"
+            )
+            if len(winners[key]) == 1 and c["verdict"] == "better":
+                clear.add(key)
+        elif len(grp) > 1:
+            note += "; every method ties (often the same layers)"
+        else:
+            note += "; the only method with a student at this k"
+        notes.append(note + ".")
+    return winners, clear, notes, present
+
+
 def h2(
     evals: list[Record],
     validation: pd.DataFrame | None,
@@ -177,8 +216,8 @@ def h2(
     n_boot: int,
     seed: int,
 ) -> Hypothesis:
-    """H2: the method closest to ablation, the method with the best student, and whether they
-    coincide."""
+    """H2: the method closest to ablation, the method with the best student at each k, and
+    whether they coincide (``partly``: at some k only)."""
     h = Hypothesis(
         "H2",
         "Agreement with ablation and the best student",
@@ -188,27 +227,11 @@ def h2(
     teacher = next((e for e in evals if e["kind"] == "teacher"), None)
     t_ndcg = teacher["metrics"][METRIC] if teacher else math.nan
     best, by, how = _best_per_method(evals, t_ndcg, valid)
-    winners: set[str] = set()
-    if best.empty:
-        h.notes.append("No importance-driven student was evaluated.")
+    winners, clear, notes, present = _winners(best, by, evals, n_boot, seed)
+    if not winners:
+        h.notes.append("No importance-driven student (ablation aside) was evaluated.")
     else:
-        top = best[by].iloc[0]
-        winners = set(best.loc[best[by] == top, "method"])
-        h.notes.append(
-            f"Best student ({how}): {', '.join(sorted(winners))} with {best['model'].iloc[0]}, "
-            f"test NDCG@5 {best[METRIC].iloc[0]:.4f}."
-        )
-        runner = best[best[by] < top]
-        if not runner.empty:
-            by_name = {e["model"]: e for e in evals}
-            a, b = by_name[best["model"].iloc[0]], by_name[runner["model"].iloc[0]]
-            c = compare(a, b, METRIC, n_boot=n_boot, seed=seed)
-            h.notes.append(
-                f"Against the runner-up method {runner['method'].iloc[0]} ({b['model']}): "
-                f"test NDCG@5 {c['diff']:+.4f}, paired bootstrap p = {c['p_bootstrap']:.3g}."
-            )
-        elif len(best) > 1:
-            h.notes.append("Every method's best student ties (often the same layers).")
+        h.notes += [f"Students {how}."] + notes
         h.table = best
     if validation is None or validation.empty:
         h.notes.append(
@@ -221,24 +244,65 @@ def h2(
         h.notes.append("The validation table has no correlation against ablation.")
         return h
     closest = str(agree["method"].iloc[0])
-    h.notes.append(
-        f"Closest to ablation: {closest} (Spearman {agree['spearman'].iloc[0]:.3f}, "
-        f"Kendall {agree['kendall'].iloc[0]:.3f})."
-    )
+    listing = ", ".join(f"{r.method} {r.spearman:.3f}" for r in agree.itertuples())
+    h.notes.append(f"Closest to ablation: {closest} (Spearman with ablation: {listing}).")
     if h.table is not None:
-        h.table = h.table.merge(agree, on="method", how="outer")
-    if winners:
-        h.verdict = "holds" if closest in winners else "does not hold"
-        if closest in winners and len(winners) > 1:
+        h.table = h.table.merge(agree, on="method", how="left")
+    winners = {k: w for k, w in winners.items() if closest in present[k]}
+    if not winners:
+        h.notes.append(f"{closest} has no distilled student: the claim cannot be tested.")
+    else:
+        won = [k for k, w in winners.items() if closest in w]
+        unclear = [k for k in won if k not in clear]
+        full = len(won) == len(winners) and not unclear
+        h.verdict = "holds" if full else "partly" if won else "does not hold"
+        if unclear:
             h.notes.append(
-                f"{closest} ties for the best student with "
-                f"{', '.join(sorted(winners - {closest}))}."
+                f"{closest} is first at k = {', '.join(map(str, unclear))} without a clear "
+                "margin (a tie, no other method, or a difference that is not significant)."
             )
     return h
 
 
+def _status(verdict: str) -> str:
+    return {"better": "holds", "worse": "does not hold", "same": "same model"}.get(
+        verdict, "not significant"
+    )
+
+
+def _h3_rows(
+    evals: list[Record], cmp: pd.DataFrame, best: Record, t_ndcg: float
+) -> list[dict[str, Any]]:
+    """One row per baseline (each random repeat apart): retention of both and the test."""
+    rows: list[dict[str, Any]] = []
+    bases = baseline_students(evals)
+    for name in H3_BASELINES:
+        found = sorted(b for b in bases if b == name or b.startswith(f"{name}-"))
+        if not found:
+            rows.append({"baseline": name, "status": "missing"})
+        for b in found:
+            row = _row(cmp, best["model"], b)
+            if row is None:
+                rows.append({"baseline": b, "status": "missing (at this k)"})
+                continue
+            rows.append(
+                {
+                    "baseline": b,
+                    "baseline_model": row["versus_model"],
+                    "retention_adaptive": row["mean"] / t_ndcg,
+                    "retention_baseline": row["mean_versus"] / t_ndcg,
+                    "diff_ndcg@5": row["diff"],
+                    "p_bootstrap": row["p_bootstrap"],
+                    "p_wilcoxon": row["p_wilcoxon"],
+                    "status": _status(row["verdict"]),
+                }
+            )
+    return rows
+
+
 def h3(evals: list[Record], cmp: pd.DataFrame, valid: dict[str, float] | None = None) -> Hypothesis:
-    """H3: retention of the best adaptive selection vs the score-free baselines at k = L/4."""
+    """H3: retention of the best adaptive selection vs the score-free baselines at the k
+    closest to L/4 (``untestable`` when no k run is L/4 rounded either way)."""
     h = Hypothesis(
         "H3",
         "Adaptive selection beats score-free baselines at k = L/4",
@@ -251,54 +315,36 @@ def h3(evals: list[Record], cmp: pd.DataFrame, valid: dict[str, float] | None = 
     if teacher is None or not adaptive:
         h.notes.append("Needs a teacher and at least one importance-driven student.")
         return h
+    n_layers = int(teacher.get("teacher_layers") or len(teacher.get("layers") or []))
+    quarter = n_layers / 4
+    ks = sorted({len(e["layers"]) for e in adaptive})
+    k = min(ks, key=lambda v: (abs(v - quarter), v))
+    adaptive = [e for e in adaptive if len(e["layers"]) == k]
+    bases = [b for bs in baseline_students(evals).values() for b in bs if len(b["layers"]) == k]
+    with_base = [e for e in adaptive if e.get("mode") in {b.get("mode") for b in bases}]
+    adaptive = with_base or adaptive  # compare within a student mode that has baselines
     by, how = _chooser(adaptive, valid)
     score = (lambda e: valid[e["model"]]) if by == VALID else (lambda e: e["metrics"][METRIC])
     best = max(adaptive, key=lambda e: (score(e), e["model"]))
-    n_layers = int(best.get("teacher_layers") or len(teacher.get("layers") or []))
-    k = len(best["layers"])
     t_ndcg = teacher["metrics"][METRIC]
-    k_ok = k in {math.floor(n_layers / 4), math.ceil(n_layers / 4)}
+    k_ok = k in {math.floor(quarter), math.ceil(quarter)}
     h.notes.append(
-        f"Best adaptive student: {best['model']} "
+        f"Best adaptive student at k = {k} of L = {n_layers}"
+        + (f" ({best['mode']} mode)" if best.get("mode") else "")
+        + f": {best['model']} "
         f"({', '.join(selection_label(s) for s in best['selections'])}), "
-        f"retention {best['metrics'][METRIC] / t_ndcg:.3f} at k = {k} of L = {n_layers} "
-        f"({how})."
+        f"retention {best['metrics'][METRIC] / t_ndcg:.3f} ({how})."
     )
+    if len(ks) > 1:
+        h.notes.append(f"k values with students: {ks}; H3 uses the one closest to L/4.")
     if not k_ok:
         h.notes.append(
-            f"k = {k} is not L/4 = {n_layers / 4:g}: the claim cannot be tested "
-            f"with this config; the comparison below is at k = {k}."
+            f"No k run is L/4 = {quarter:g} (rounded): the claim cannot be tested with this "
+            f"config; the comparison below is at k = {k}."
         )
-    rows, states = [], []
-    bases = baseline_students(evals)
-    for name in H3_BASELINES:
-        found = sorted(b for b in bases if b == name or b.startswith(f"{name}-"))
-        if not found:
-            rows.append({"baseline": name, "status": "missing"})
-            states.append("missing")
-        for b in found:
-            row = _row(cmp, best["model"], b)
-            if row is None:
-                rows.append({"baseline": b, "status": "missing (other k or mode)"})
-                states.append("missing")
-                continue
-            status = {"better": "holds", "worse": "does not hold", "same": "same model"}.get(
-                row["verdict"], "not significant"
-            )
-            states.append(status)
-            rows.append(
-                {
-                    "baseline": b,
-                    "baseline_model": row["versus_model"],
-                    "retention_adaptive": row["mean"] / t_ndcg,
-                    "retention_baseline": row["mean_versus"] / t_ndcg,
-                    "diff_ndcg@5": row["diff"],
-                    "p_bootstrap": row["p_bootstrap"],
-                    "p_wilcoxon": row["p_wilcoxon"],
-                    "status": status,
-                }
-            )
+    rows = _h3_rows(evals, cmp, best, t_ndcg)
     h.table = pd.DataFrame(rows)
+    states = [r["status"] for r in rows]
     missing = [r["baseline"] for r in rows if r["status"].startswith("missing")]
     if missing:
         h.notes.append(f"Baseline(s) missing, not tested: {', '.join(missing)}.")
@@ -308,7 +354,7 @@ def h3(evals: list[Record], cmp: pd.DataFrame, valid: dict[str, float] | None = 
             f"The best adaptive selection kept the same layers as {', '.join(same)}: "
             "no gain from the importance scores there."
         )
-    tested = [s for s in states if s != "missing"]
+    tested = [s for s in states if not s.startswith("missing")]
     if not tested:
         verdict = "untestable"
     elif all(s == "holds" for s in tested):

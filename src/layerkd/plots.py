@@ -86,15 +86,21 @@ def importance_heatmap(scores: dict[str, Record], path: Path) -> Path:
     return _save(fig, path)
 
 
+def _k(sel: Record) -> int:
+    return int(sel.get("k", len(sel["layers"])))
+
+
 def _selection_order(selections: Sequence[Record]) -> list[Record]:
-    return sorted(selections, key=lambda s: (s["method"] == "none", selection_label(s)))
+    """By k, then importance-driven before baselines, then by name."""
+    return sorted(selections, key=lambda s: (_k(s), s["method"] == "none", selection_label(s)))
 
 
 def selection_map(
-    selections: Sequence[Record], path: Path, ndcg: dict[str, float] | None = None
+    selections: Sequence[Record], path: Path, ndcg: dict[str, dict[str, float]] | None = None
 ) -> Path:
     """Kept layers of every selection (rows) over the teacher's layers (columns); the right
-    margin names the layer set and, when known, its student's NDCG@5."""
+    margin names the layer set and, when ``ndcg`` (layer set -> mode -> NDCG@5) is given, its
+    students' test NDCG@5."""
     sels = _selection_order(selections)
     n_layers = max(int(s["n_layers"]) for s in sels)
     mat = np.zeros((len(sels), n_layers))
@@ -107,22 +113,27 @@ def selection_map(
     ax.set_yticks(np.arange(-0.5, len(sels)), minor=True)
     ax.grid(which="minor", color="white", linewidth=1.5)
     ax.tick_params(which="minor", length=0)
+    ks = sorted({_k(s) for s in sels})
     labels = [
-        f"baseline: {baseline_label(s)}" if s["method"] == "none" else selection_label(s)
+        (f"baseline: {baseline_label(s)}" if s["method"] == "none" else selection_label(s))
+        + (f" (k={_k(s)})" if len(ks) > 1 else "")
         for s in sels
     ]
+    for i in range(1, len(sels)):
+        if _k(sels[i]) != _k(sels[i - 1]):
+            ax.axhline(i - 0.5, color="black", lw=1.2)
     ax.set_yticks(range(len(sels)))
     ax.set_yticklabels(labels)
     _layer_ticks(ax, n_layers)
     for i, s in enumerate(sels):
         note = s["layerset"]
-        if ndcg and s["layerset"] in ndcg:
-            note += f"  NDCG@5 {ndcg[s['layerset']]:.3f}"
+        if ndcg:
+            got = ndcg.get(s["layerset"])
+            vals = ", ".join(f"{m} {v:.3f}".strip() for m, v in sorted((got or {}).items()))
+            note += f"  NDCG@5 {vals}" if got else "  (not distilled)"
         ax.text(n_layers - 0.3, i, note, va="center", fontsize=8)
-    k = {int(s.get("k", len(s["layers"]))) for s in sels}
     ax.set_title(
-        f"Kept layers (k = {', '.join(map(str, sorted(k)))}; blue: importance-driven, "
-        "grey: baseline)",
+        f"Kept layers (k = {', '.join(map(str, ks))}; blue: importance-driven, grey: baseline)",
         fontsize=10,
     )
     return _save(fig, path)
@@ -150,12 +161,13 @@ def pareto_plot(evals: Sequence[Record], path: Path) -> Path:
         n_same = seen.get(p, 0)
         seen[p] = n_same + 1
         x = p * (1.0 + 0.025 * n_same)  # spread models of equal size so they stay readable
-        points.append((p, y))
+        points.append((p, y, x))
         if e["kind"] == "teacher":
             marker, color, label = "*", "black", "teacher"
         else:
             sels = e.get("selections") or []
-            label = f"{e.get('layerset') or e['model']}: " + ", ".join(
+            mode = f" {e['mode']}" if e.get("mode") else ""
+            label = f"{e.get('layerset') or e['model']}{mode}: " + ", ".join(
                 selection_label(s).replace("none/", "") for s in sels
             )
             base = next((baseline_label(s) for s in sels if s["method"] == "none"), None)
@@ -181,13 +193,13 @@ def pareto_plot(evals: Sequence[Record], path: Path) -> Path:
             ax.axhline(ref["metrics"]["ndcg@5"], ls=style, color=color, label=label)
             ax.axhspan(lo, hi, color=color, alpha=0.06)
     front, best = [], -np.inf
-    for p, y in sorted(points, key=lambda t: (t[0], -t[1])):
+    for _, y, x in sorted(points, key=lambda t: (t[0], -t[1])):
         if y > best:
-            front.append((p, y))
+            front.append((x, y))
             best = y
     if len(front) > 1:
         ax.plot(*zip(*front, strict=True), ls=":", color="grey", lw=1, label="Pareto front")
-    sizes = sorted({p for p, _ in points})
+    sizes = sorted({p for p, _, _ in points})
     log = len(sizes) > 1 and sizes[-1] / max(sizes[0], 1.0) > 20
     if log:
         ax.set_xscale("log")
@@ -224,7 +236,7 @@ def training_curve(
     a1.set_ylabel("training loss")
     a1.set_title("training losses")
     a1.grid(alpha=0.3)
-    a1.legend(fontsize=8)
+    a1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=6, frameon=False)
     valid = log.dropna(subset=["valid_ndcg@5"]) if "valid_ndcg@5" in log else log.iloc[:0]
     a2.plot(valid["epoch"], valid["valid_ndcg@5"], marker="o", label=who)
     if teacher_valid is not None:
@@ -284,7 +296,10 @@ def write_plots(
     if scores:
         written.append(importance_heatmap(scores, out_dir / "importance.png"))
     if selections:
-        ndcg = {e["layerset"]: e["metrics"]["ndcg@5"] for e in evals if e.get("layerset")}
+        ndcg: dict[str, dict[str, float]] = {}
+        for e in evals:
+            if e.get("layerset"):
+                ndcg.setdefault(e["layerset"], {})[e.get("mode") or ""] = e["metrics"]["ndcg@5"]
         written.append(selection_map(selections, out_dir / "selection.png", ndcg))
     teacher_valid = None
     if finetune_log is not None:

@@ -25,7 +25,7 @@ import pandas as pd
 from layerkd.hypotheses import Hypothesis, hypotheses
 from layerkd.io import atomic_path, read_json, write_json
 from layerkd.metrics import RANKING_KEYS
-from layerkd.significance import comparison_table, is_adaptive, selection_label
+from layerkd.significance import comparison_table, is_adaptive, pool_seeds, selection_label
 
 METRICS = RANKING_KEYS
 KEY = "ndcg@5"
@@ -68,6 +68,27 @@ def _popular_flag(sig: str | None, diff: float | None) -> str:
     return "does not beat most-popular"
 
 
+def attach_selections(evals: list[Record], selections: list[Record]) -> list[Record]:
+    """Credit each student to every selection that kept its layers, not only the distilled
+    ones (``selection.distill``): a selection that chose a distilled layer set shares that
+    student. Returns new records; the inputs are not changed."""
+    by_set: dict[str, list[dict[str, Any]]] = {}
+    for sel in selections:
+        keep = {k: sel[k] for k in ("method", "strategy", "repeat") if k in sel}
+        by_set.setdefault(sel["layerset"], []).append(keep)
+    out = []
+    for e in evals:
+        extra = by_set.get(e.get("layerset") or "", [])
+        if e["kind"] != "student" or not extra:
+            out.append(e)
+            continue
+        sels = list(e.get("selections") or [])
+        seen = {selection_label(x) for x in sels}
+        sels += [x for x in extra if selection_label(x) not in seen]
+        out.append({**e, "selections": sels})
+    return out
+
+
 def validation_scores(finetune_log: Path | None, train_logs: list[Path]) -> dict[str, float]:
     """Best validation NDCG@5 of the teacher and of each student (the checkpoint each keeps),
     keyed by model name (``teacher``, ``student/{layerset}``)."""
@@ -104,11 +125,15 @@ def summary_rows(
             "layers": "-".join(map(str, e["layers"])) if e.get("layers") else None,
             "n_layers": len(e["layers"]) if e.get("layers") else None,
             "mode": e.get("mode"),
+            "seeds": ",".join(map(str, e.get("seeds") or [e.get("seed")]))
+            if e.get("seeds") or e.get("seed") is not None
+            else None,
             "params": e.get("params"),
         }
         for m in METRICS:
             base[m] = e["metrics"][m]
             base[f"{m}_lo"], base[f"{m}_hi"] = e["ci"][m]
+        base["ndcg@5_seed_sd"] = (e.get("seed_sd") or {}).get(KEY)
         base["valid_ndcg@5"] = (valid or {}).get(e["model"])
         rating = e.get("rating") or {}
         base["rating_rmse"], base["rating_accuracy"] = rating.get("rmse"), rating.get("accuracy")
@@ -163,6 +188,8 @@ def display_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "params": [_num(p, ",.0f") for p in one["params"]],
         }
     )
+    if one["seeds"].notna().any():
+        models.insert(4, "seeds", one["seeds"].fillna(""))
     for m in METRICS:
         models[m] = [_ci(*r) for r in one[[m, f"{m}_lo", f"{m}_hi"]].itertuples(index=False)]
     eff = pd.DataFrame(
@@ -173,8 +200,11 @@ def display_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "latency ms (b=1)": [_num(v, ".2f") for v in one["latency_ms_b1"]],
             "users/s (b=32)": [_num(v, ",.0f") for v in one["throughput_users_s"]],
             "rating RMSE": [_num(v, ".3f") for v in one["rating_rmse"]],
+            "valid NDCG@5": [_num(v, ".4f") for v in one["valid_ndcg@5"]],
         }
     )
+    if one["ndcg@5_seed_sd"].notna().any():
+        eff["NDCG@5 sd over seeds"] = [_num(v, ".4f") for v in one["ndcg@5_seed_sd"]]
     for v in [c[len("sig_vs_") :] for c in one.columns if c.startswith("sig_vs_")]:
         eff[f"vs {VERSUS_NAME.get(v, v)}"] = [_sig(r, v) for _, r in one.iterrows()]
     eff["flag"] = one["flag"].fillna("") if "flag" in one else ""
@@ -260,10 +290,16 @@ def report_stage(
     dataset: str = "",
 ) -> pd.DataFrame:
     """Write every report file of one dataset; return the summary table."""
-    evals = [read_json(p) for p in inputs.evals]
+    selections = [read_json(p) for p in inputs.selections]
+    raw = attach_selections([read_json(p) for p in inputs.evals], selections)
+    evals = pool_seeds(raw, n_boot=n_boot, seed=seed)
     scores = {(r := read_json(p))["method"]: r for p in inputs.scores}
     validation = pd.read_csv(inputs.validation) if inputs.validation else None
     valid = validation_scores(inputs.finetune_log, inputs.train_logs)
+    for e in evals:  # pooled seeds: the mean of their validation scores
+        got = [valid[m] for m in e.get("members", []) if m in valid]
+        if got:
+            valid[e["model"]] = float(sum(got) / len(got))
     cmp = comparison_table(evals, METRICS, n_boot=n_boot, seed=seed)
     df = summary_rows(evals, cmp, valid)
     hyps = hypotheses(evals, scores, cmp, validation, valid, n_boot=n_boot, seed=seed)
@@ -286,7 +322,7 @@ def report_stage(
             plots_dir,
             evals=evals,
             scores=scores,
-            selections=[read_json(p) for p in inputs.selections],
+            selections=selections,
             finetune_log=inputs.finetune_log,
             train_logs=inputs.train_logs,
             validation=validation,

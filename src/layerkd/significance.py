@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from layerkd.stats import paired_bootstrap, wilcoxon
+from layerkd.stats import bootstrap_ci, paired_bootstrap, wilcoxon
 
 __all__ = [
     "ALPHA",
@@ -33,6 +33,7 @@ __all__ = [
     "holm",
     "is_adaptive",
     "paired_arrays",
+    "pool_seeds",
     "selection_label",
     "verdict",
 ]
@@ -139,6 +140,15 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return adj
 
 
+def _same_setting(a: Record, b: Record) -> bool:
+    """Same k, same student mode and same training seed (``None`` for pooled seeds)."""
+    return (
+        len(a.get("layers") or []) == len(b.get("layers") or [])
+        and a.get("mode") == b.get("mode")
+        and a.get("seed") == b.get("seed")
+    )
+
+
 def _pairs(evals: Sequence[Record]) -> list[tuple[Record, str, Record]]:
     """(model, versus name, versus record) for every comparison the report makes."""
     by_name = {e["model"]: e for e in evals}
@@ -154,9 +164,7 @@ def _pairs(evals: Sequence[Record]) -> list[tuple[Record, str, Record]]:
             pairs.append((rec, "popular", by_name["popular"]))
         for name in sorted(baselines):
             for base in baselines[name]:
-                if len(base.get("layers") or []) == len(rec.get("layers") or []) and base.get(
-                    "mode"
-                ) == rec.get("mode"):
+                if _same_setting(rec, base):
                     pairs.append((rec, name, base))
     return pairs
 
@@ -187,3 +195,45 @@ def comparison_table(
     for _, idx in df[tested].groupby("metric").groups.items():
         df.loc[idx, "p_holm"] = holm(df.loc[idx, "p_bootstrap"].to_numpy())
     return df[cols]
+
+
+def _pool(group: list[Record], n_boot: int, seed: int) -> Record:
+    """One record for the training seeds of a student: per-user metrics averaged over seeds
+    (paired by user), intervals recomputed on them, the spread over seeds kept."""
+    first = group[0]
+    metrics = list(first["per_user"])
+    per_user = {m: np.mean([paired_arrays(first, g, m)[1] for g in group], axis=0) for m in metrics}
+    means = {m: [g["metrics"][m] for g in group] for m in metrics}
+    name = first["model"].rsplit("__s", 1)[0]
+    rating = [g.get("rating") or {} for g in group]
+    return {
+        **first,
+        "model": name,
+        "seed": None,
+        "seeds": sorted(g.get("seed") for g in group),
+        "members": [g["model"] for g in group],
+        "per_user": {m: v.tolist() for m, v in per_user.items()},
+        "metrics": {m: float(v.mean()) for m, v in per_user.items()},
+        "ci": {m: list(bootstrap_ci(v, n_boot=n_boot, seed=seed)[1:]) for m, v in per_user.items()},
+        "seed_sd": {m: float(np.std(v, ddof=1)) for m, v in means.items()},
+        "latency_ms_b1": float(np.mean([g.get("latency_ms_b1") or np.nan for g in group])),
+        "throughput_users_s": float(
+            np.mean([g.get("throughput_users_s") or np.nan for g in group])
+        ),
+        "rating": {
+            k: float(np.mean([r.get(k, np.nan) for r in rating])) for k in ("rmse", "accuracy")
+        },
+    }
+
+
+def pool_seeds(evals: Sequence[Record], *, n_boot: int, seed: int) -> list[Record]:
+    """Students trained with several seeds (same layer set and mode, ``seed`` set) become one
+    record named ``student/{layerset}__{mode}`` (see :func:`_pool`); everything else, single-seed
+    students included, is returned unchanged."""
+    groups: dict[tuple[str, str], list[Record]] = {}
+    for e in evals:
+        if e["kind"] == "student" and e.get("seed") is not None:
+            groups.setdefault((e.get("layerset") or e["model"], e.get("mode") or ""), []).append(e)
+    pooled = {id(g[0]): _pool(g, n_boot, seed) for g in groups.values() if len(g) > 1}
+    skip = {id(e) for g in groups.values() if len(g) > 1 for e in g[1:]}
+    return [pooled.get(id(e), e) for e in evals if id(e) not in skip]
