@@ -213,7 +213,8 @@ def display_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 LEGEND = (
     "Intervals: percentile bootstrap 95% over users. `vs X`: NDCG@5 difference (model − X), "
-    "paired bootstrap p (two-sided, unadjusted; Holm-adjusted values in comparisons.csv); "
+    "paired bootstrap p (two-sided, unadjusted, never below 2/(B+1) for B resamples; "
+    "Holm-adjusted values in comparisons.csv); "
     "▲/▼ significantly better/worse at 0.05. Retention = NDCG@5 / teacher NDCG@5; "
     "speedup = teacher latency / model latency at batch 1."
 )
