@@ -17,6 +17,9 @@ rule prepare_teacher:
         max_item_tokens=config["teacher"]["max_item_tokens"],
         batch_size=config["teacher"]["batch_size"],
         seed=config["teacher"]["seed"],
+        device=config["teacher"]["device"],
+        dtype=config["teacher"].get("dtype", "fp32"),
+        device_map=config["teacher"].get("device_map"),
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"

@@ -120,3 +120,12 @@ def test_layerset_dedupe_gives_one_student_per_distinct_set(tmp_path):
     }
     files = sorted(p.name for p in (tmp_path / "layersets2").iterdir())
     assert files == ["L00-01.json", "L00-03.json", "L01-03.json", "L02-03.json"]
+
+
+def test_upper_lower_ratio_is_by_depth():
+    from layerkd.importance import upper_lower_ratio
+
+    # 8 layers, quarter = 2: bottom [0.05, 0.05] mean 0.05, top [0.2, 0.3] mean 0.25 -> 5
+    norm = np.array([0.05, 0.05, 0.1, 0.1, 0.1, 0.1, 0.2, 0.3])
+    assert upper_lower_ratio(norm) == pytest.approx(5.0)
+    assert upper_lower_ratio(norm[::-1]) == pytest.approx(0.2)
