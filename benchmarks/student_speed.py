@@ -68,7 +68,7 @@ def train_speed(
 ) -> float:
     """Training samples/s of ``steps`` distillation steps from ``init_dir``."""
     model, _, meta = load_recmodel(init_dir, feats)
-    align = load_alignment(init_dir, int(meta["teacher_hidden"]))
+    align = load_alignment(init_dir, int(meta.get("teacher_hidden", 0)) or 1)
     keys = {k: v for k, v in cfg.items() if k not in ("seeds", "train_embeddings")}
     p = DistillParams(**keys, train_embeddings=meta.get("init") == "random")
     run = Distiller(model, meta["layers"], cache, train, train, p, align=align)
