@@ -33,22 +33,27 @@ from layerkd.teacher import load_features
 
 
 @torch.no_grad()
-def speed(model: RecModel, data: SplitData, n: int) -> tuple[float, float]:
-    """(median latency in ms at batch 1 over ``n`` samples, users/s at batch 32)."""
-    model.eval()
-    model(*data.batch([0])[:2])  # warm-up
-    lat = []
+def speeds(models: dict[str, RecModel], data: SplitData, n: int) -> dict[str, tuple[float, float]]:
+    """Per model: (median latency in ms at batch 1 over ``n`` samples, users/s at batch 32).
+    Models are timed in turn on each sample, so load changes hit all of them alike."""
+    lat: dict[str, list[float]] = {k: [] for k in models}
+    busy = dict.fromkeys(models, 0.0)
+    for m in models.values():
+        m.eval()
+        m(*data.batch([0])[:2])  # warm-up
     for i in range(min(n, len(data))):
         b, cand, _ = data.batch([i])
-        t0 = time.perf_counter()
-        model(b, cand)
-        lat.append(time.perf_counter() - t0)
+        for name, m in models.items():
+            t0 = time.perf_counter()
+            m(b, cand)
+            lat[name].append(time.perf_counter() - t0)
     b, cand, _ = data.batch(range(min(32, len(data))))
-    model(b, cand)
-    t0 = time.perf_counter()
     for _ in range(3):
-        model(b, cand)
-    return 1000 * statistics.median(lat), 3 * len(cand) / (time.perf_counter() - t0)
+        for name, m in models.items():
+            t0 = time.perf_counter()
+            m(b, cand)
+            busy[name] += time.perf_counter() - t0
+    return {k: (1000 * statistics.median(lat[k]), 3 * len(cand) / busy[k]) for k in models}
 
 
 def count_calls(model: torch.nn.Module) -> list[int]:
@@ -90,8 +95,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     ap.add_argument("--dataset", default=None, help="default: the config's first dataset")
-    ap.add_argument("--student", nargs="*", default=None, help="student ids (default: all)")
+    ap.add_argument(
+        "--student", nargs="*", default=None, help="student ids or directories (default: all)"
+    )
     ap.add_argument("--n", type=int, default=24, help="samples timed at batch 1")
+    ap.add_argument("--max-prompt-tokens", type=int, default=None, help="default: the config's")
     ap.add_argument("--steps", type=int, default=6, help="distillation steps timed")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -102,27 +110,29 @@ def main() -> None:
     items = pd.read_parquet(proc / "items.parquet")
     samples = pd.read_parquet(proc / "samples.parquet")
     feats = load_features(res / "teacher" / "item_features.pt", items)
-    mpt = int(cfg["teacher"]["max_prompt_tokens"])
+    mpt = args.max_prompt_tokens or int(cfg["teacher"]["max_prompt_tokens"])
     teacher, tok, _ = load_recmodel(res / "teacher" / "final", feats)
     test = load_split(samples, items, tok, "test", mpt)
     train = load_split(samples, items, tok, "train", mpt)
-    ids = args.student or sorted(p.parent.name for p in (res / "students").glob("*/final"))
-    t_lat, t_thr = speed(teacher, test, args.n)
-    n_t = sum(p.numel() for p in teacher.parameters())
-    print(f"{'model':<40} {'params':>12} {'ms @ b1':>9} {'users/s @ b32':>14} {'speedup':>8}")
-    print(f"{'teacher':<40} {n_t:>12,} {t_lat:>9.1f} {t_thr:>14.1f} {1.0:>8.2f}")
-    models = {}
-    for sid in ids:
-        model, _, meta = load_recmodel(res / "students" / sid / "final", feats)
-        lat, thr = speed(model, test, args.n)
-        n_s = sum(p.numel() for p in model.parameters())
-        print(f"{'student/' + sid:<40} {n_s:>12,} {lat:>9.1f} {thr:>14.1f} {t_lat / lat:>8.2f}")
-        models[sid] = meta
+    dirs: dict[str, Path] = {}
+    for sid in args.student or sorted(p.parent.name for p in res.glob("students/*/final")):
+        d = Path(sid) if Path(sid).is_dir() else res / "students" / sid
+        dirs[d.name] = d
+    models = {"teacher": teacher}
+    for sid, d in dirs.items():
+        models["student/" + sid] = load_recmodel(d / "final", feats)[0]
+    timed = speeds(models, test, args.n)
+    t_lat = timed["teacher"][0]
+    print(f"{'model':<44} {'params':>12} {'ms @ b1':>9} {'users/s @ b32':>14} {'speedup':>8}")
+    for name, m in models.items():
+        lat, thr = timed[name]
+        n_p = sum(p.numel() for p in m.parameters())
+        print(f"{name:<44} {n_p:>12,} {lat:>9.1f} {thr:>14.1f} {t_lat / lat:>8.2f}")
     cache = torch.load(res / "teacher" / "cache.pt", weights_only=False)["train"]
     calls = count_calls(teacher)
     dcfg = {k: v for k, v in cfg["distill"].items() if k != "checkpoint_every"}
-    for sid in models:
-        sps = train_speed(res / "students" / sid / "init", feats, cache, train, dcfg, args.steps)
+    for sid, d in dirs.items():
+        sps = train_speed(d / "init", feats, cache, train, dcfg, args.steps)
         print(f"distillation of {sid}: {sps:.1f} training samples/s ({args.steps} steps)")
     print(f"teacher forward calls during distillation: {calls[0]}")
     if calls[0]:
