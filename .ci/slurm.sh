@@ -9,7 +9,7 @@
 # writes /etc/slurm/slurm.conf (the job-step plugin drops SLURM_CONF, so the config must be in the
 # default place; an existing slurm.conf that this script did not write is never overwritten),
 # starts munged, slurmctld and slurmd, waits for the node to be idle, runs the command, and on any
-# exit cancels the jobs and stops each daemon it started by its PID.
+# exit cancels the jobs, stops each daemon it started by its PID and removes its slurm.conf.
 #
 # The node advertises this machine's cores, a memory size large enough for the profile's requests
 # and 2 GPUs as a countable resource without devices: the profile's GPU requests (--gpus=1) and
@@ -35,6 +35,7 @@ MEM_MB=262144   # advertised only (SlurmdParameters=config_overrides); not a con
 MUNGED_PIDFILE=/run/munge/layerkd-munged.pid   # munged runs as user munge: its own directory
 
 log() { printf '[slurm.sh] %s\n' "$*" >&2; }
+[ -x "$PY" ] || { log "no Python at $PY: create the venv (make install) or set PYTHON"; exit 1; }
 
 # --- install -----------------------------------------------------------------------------------
 need_apt=()
@@ -47,7 +48,8 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         slurm-wlm munge >/dev/null
 fi
-if ! "$PY" -m pip show snakemake-executor-plugin-slurm 2>/dev/null | grep -qx "Version: 2.8.0"; then
+plugin_version=$("$PY" -m pip show snakemake-executor-plugin-slurm 2>/dev/null | sed -n 's/^Version: //p')
+if [ "$plugin_version" != "${PLUGIN_PIN##*==}" ]; then
     log "installing $PLUGIN_PIN into $("$PY" -c 'import sys; print(sys.prefix)')"
     "$PY" -m pip install --quiet "$PLUGIN_PIN"
 fi
@@ -135,6 +137,12 @@ cleanup() {
     stop_pid slurmctld "$CTLD_PID"
     stop_pid munged "$MUNGED_PID"
     rm -f "$STATE"/slurmd.pid "$STATE"/slurmctld.pid "$MUNGED_PIDFILE"
+    # remove our configuration: with a slurm.conf but no controller, every SLURM client call
+    # (the executor plugin runs `scontrol show config` when imported, i.e. in every snakemake
+    # call) waits ~10 s for the controller before failing
+    for f in "$CONF" "$CONF_DIR/gres.conf"; do
+        if [ -f "$f" ] && grep -qxF "$MARK" "$f"; then rm -f "$f"; fi
+    done
     if [ "$rc" != 0 ]; then
         for f in "$STATE"/slurmctld.log "$STATE"/slurmd.log; do
             [ -f "$f" ] && { log "tail of $f:"; tail -n 25 "$f" >&2; }
