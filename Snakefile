@@ -13,6 +13,20 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+
+
+# light steps run in the driver, not as cluster jobs (each SLURM job costs ~30 s of start-up)
+localrules:
+    all,
+    fetch_raw,
+    score,
+    select,
+    validation,
+    layersets,
+    evaluate_reference,
+    report,
+
+
 include: "rules/data.smk"
 include: "rules/teacher.smk"
 include: "rules/analysis.smk"

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from layerkd.models.backbone import PACKAGED, TINY
+from layerkd.specs import PACKAGED, TINY
 
 KNOWN_LAYERS = {PACKAGED: 30}
 AVAILABLE_METHODS = (

@@ -26,8 +26,8 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-PACKAGED = "packaged:smollm2"
-TINY = "tiny-random"
+from layerkd.specs import PACKAGED, TINY  # noqa: E402 - re-exported
+
 PROMPT_WORDS = (
     "the user bought these items , oldest first ; next purchase : rating item title "
     "unknown [PAD] [UNK] [BOS]"
