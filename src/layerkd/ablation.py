@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -61,13 +60,13 @@ def ablation_stage(
 ) -> dict[str, Any]:
     """Write ``scores/ablation.json``. Negative deltas (skipping the layer helped) are kept in
     ``raw``; the normalised scores (and so the selections) use ``max(delta, 0)``."""
-    from layerkd.models.recmodel import load_recmodel
-    from layerkd.teacher import load_features
+    from layerkd.teacher import load_for_scoring
 
-    items, samples = pd.read_parquet(items_path), pd.read_parquet(samples_path)
-    model, tok, _ = load_recmodel(
+    model, tok, items, samples = load_for_scoring(
         teacher_dir,
-        load_features(features_path, items),
+        features_path,
+        items_path,
+        samples_path,
         device=device,
         dtype=dtype,
         device_map=device_map,

@@ -58,6 +58,29 @@ def load_features(path: Path, items: pd.DataFrame) -> torch.Tensor:
     return blob["features"]
 
 
+def load_for_scoring(
+    model_dir: Path,
+    features_path: Path,
+    items_path: Path,
+    samples_path: Path,
+    *,
+    device: str = "cpu",
+    dtype: str = "fp32",
+    device_map: str | None = None,
+) -> tuple[RecModel, Any, pd.DataFrame, pd.DataFrame]:
+    """A saved model (teacher or student) with its item features, plus items and samples:
+    what every step that scores samples with a saved model starts from."""
+    items, samples = pd.read_parquet(items_path), pd.read_parquet(samples_path)
+    model, tok, _ = load_recmodel(
+        model_dir,
+        load_features(features_path, items),
+        device=device_of(device),
+        dtype=dtype,
+        device_map=device_map,
+    )
+    return model, tok, items, samples
+
+
 def finetune_teacher(
     base_dir: Path,
     features_path: Path,
@@ -114,11 +137,12 @@ def cache_shard(
     device_map: str | None = None,
 ) -> None:
     """One shard of the teacher pass: calibration statistics and training-sample outputs."""
-    items, samples = pd.read_parquet(items_path), pd.read_parquet(samples_path)
-    model, tok, _ = load_recmodel(
+    model, tok, items, samples = load_for_scoring(
         teacher_dir,
-        load_features(features_path, items),
-        device=device_of(device),
+        features_path,
+        items_path,
+        samples_path,
+        device=device,
         dtype=dtype,
         device_map=device_map,
     )
