@@ -16,17 +16,27 @@ from layerkd.data.prepare import PrepareParams, prepare_dataset
 
 def main() -> None:
     """Run the stage once and print the timing."""
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / (
-        "shared/data")
+    root = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).resolve().parents[2] / ("shared/data")
+    )
     raw = root / "amazon2018" / "Magazine_Subscriptions"
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        stats = prepare_dataset(raw, "amazon2018_csv", "Magazine_Subscriptions",
-                                PrepareParams(n_candidates=49), Path(out))
+        stats = prepare_dataset(
+            raw,
+            "amazon2018_csv",
+            "Magazine_Subscriptions",
+            PrepareParams(n_candidates=49),
+            Path(out),
+        )
         seconds = time.perf_counter() - start
     print(f"data stage on Magazine_Subscriptions.csv ({stats['raw_rows']} rows): {seconds:.2f} s")
-    print(f"users {stats['users']}, items {stats['items']}, interactions {stats['interactions']}, "
-          f"samples {stats['samples']}, k-core passes {stats['kcore']['kcore_iterations']}")
+    print(
+        f"users {stats['users']}, items {stats['items']}, interactions {stats['interactions']}, "
+        f"samples {stats['samples']}, k-core passes {stats['kcore']['kcore_iterations']}"
+    )
 
 
 if __name__ == "__main__":
