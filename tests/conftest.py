@@ -13,6 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_TIMES: dict[str, float] = {}  # wall seconds of the workflow runs, printed at the end
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
@@ -36,13 +37,18 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run this environment's Snakemake in ``workdir`` (a real subprocess)."""
+def run_snakemake(
+    workdir: Path, *args: str, timeout: int = 900, label: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run this environment's Snakemake in ``workdir`` (a real subprocess); with ``label`` its
+    wall time is reported in the test session summary (a figure, not an assertion)."""
     import sys
+    import time
 
     snakemake = Path(sys.executable).parent / "snakemake"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run(
+    start = time.monotonic()
+    res = subprocess.run(
         [str(snakemake), *args],
         cwd=workdir,
         capture_output=True,
@@ -50,13 +56,24 @@ def run_snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.C
         env=env,
         timeout=timeout,
     )
+    if label is not None and res.returncode == 0:
+        WORKFLOW_TIMES[label] = time.monotonic() - start
+    return res
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the wall time of each labelled workflow run (e.g. the smoke run's 2-minute budget)."""
+    for label, seconds in WORKFLOW_TIMES.items():
+        terminalreporter.write_line(f"workflow wall time: {label}: {seconds:.0f} s")
 
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
     """The smoke workflow run once per test session in a copy of the workflow; its directory."""
     work = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    res = run_snakemake(work, "--cores", "2", "--configfile", "config/smoke.yaml")
+    res = run_snakemake(
+        work, "--cores", "2", "--configfile", "config/smoke.yaml", label="smoke (--cores 2)"
+    )
     if res.returncode != 0:
         raise AssertionError(f"smoke workflow failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
     return work

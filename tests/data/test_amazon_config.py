@@ -26,6 +26,7 @@ def amazon_run(tmp_path_factory, shared_data):
         "config/amazon.yaml",
         "--config",
         f"data={{mirror: {mirror}}}",
+        label="amazon.yaml with smoke settings (--cores 2)",
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return work
