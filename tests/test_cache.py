@@ -65,6 +65,7 @@ def _reference(model, data):
 def _attention_reference(model, b, title_mask):
     """Eager attention maps of one unpadded sample; the score by plain loops."""
     lm = model.lm
+    before = lm.config._attn_implementation
     lm.set_attn_implementation("eager")
     with torch.no_grad():
         out = decoder(lm)(
@@ -74,7 +75,7 @@ def _attention_reference(model, b, title_mask):
             output_attentions=True,
             use_cache=False,
         )
-    lm.set_attn_implementation("sdpa")
+    lm.set_attn_implementation(before)
     scores = []
     for att in out.attentions:  # (1, heads, T, T)
         per_head = []

@@ -141,7 +141,7 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 def load_causal_lm(
     path: Path,
     *,
-    attn: str = "sdpa",
+    attn: str | None = None,
     device: str = "cpu",
     dtype: str = "fp32",
     device_map: str | None = None,
@@ -149,7 +149,9 @@ def load_causal_lm(
     """Load a saved HF causal LM on ``device`` in ``dtype`` (``fp32`` or ``bf16``).
 
     ``device_map`` (e.g. ``auto``) spreads a teacher larger than one GPU over several;
-    ``attn='eager'`` is needed for attention maps (the teacher pass switches only for itself).
+    ``attn=None`` lets transformers choose (sdpa where the architecture supports it, eager
+    otherwise, e.g. Gemma2 with its logit soft-capping); the teacher pass switches to eager
+    only for itself, because attention maps need it.
     """
     from transformers import AutoModelForCausalLM
 
@@ -162,7 +164,11 @@ def load_causal_lm(
 
 
 def decoder(model: nn.Module) -> nn.Module:
-    """The decoder stack (``model.model`` for Llama/Qwen2/Mistral/Gemma-style causal LMs)."""
+    """The decoder stack (``model.model`` for Llama/Qwen2/Mistral/Gemma-style causal LMs; a
+    ``peft`` wrapper is looked through to the model it adapts)."""
+    unwrap = getattr(type(model), "get_base_model", None)
+    if callable(unwrap):
+        model = unwrap(model)
     inner = getattr(model, "model", model)
     if not isinstance(getattr(inner, "layers", None), nn.ModuleList):
         raise TypeError(f"{type(model).__name__}: decoder blocks are not a ModuleList `layers`")

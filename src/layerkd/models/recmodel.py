@@ -39,15 +39,20 @@ class RecHeads(nn.Module):
         self.dims = {"hidden": hidden, "item_dim": item_dim, "n_items": n_items, "dim": dim}
 
     def scores(self, u: torch.Tensor, cand: torch.Tensor, item_vecs: torch.Tensor) -> torch.Tensor:
-        """Scores (B, C) of user vectors ``u`` (B, d) for candidate item indices ``cand`` (B, C)."""
-        v = item_vecs[cand]
-        return torch.einsum("bd,bcd->bc", u, v) + self.item_bias[cand]
+        """Scores (B, C) of user vectors ``u`` (B, d) for candidate item indices ``cand`` (B, C).
+
+        Scored against every item, then gathered: the backward of a gather scatters into
+        distinct (row, item) cells, so gradients are bitwise reproducible. Indexing
+        ``item_vecs[cand]`` instead accumulates the gradient of an item chosen in several rows
+        in thread order on CPU, and two identical runs drifted apart in the last bits.
+        """
+        return (u @ item_vecs.T + self.item_bias).gather(1, cand)
 
     def ratings(
         self, u: torch.Tensor, target: torch.Tensor, item_vecs: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Predicted rating (B,) on 1-5 and 5-class logits (B, 5) for the target items."""
-        v = item_vecs[target]
+        v = F.one_hot(target, item_vecs.shape[0]).to(item_vecs.dtype) @ item_vecs  # see scores()
         z = torch.cat([u, v, u * v], dim=-1)
         return 3.0 + 2.0 * torch.tanh(self.rating_reg(z).squeeze(-1)), self.rating_cls(z)
 
@@ -179,7 +184,7 @@ def load_recmodel(
     path: Path,
     item_features: torch.Tensor,
     *,
-    attn: str = "sdpa",
+    attn: str | None = None,
     device: str = "cpu",
     dtype: str = "fp32",
     device_map: str | None = None,
