@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.workflow_times import TIMES as WORKFLOW_TIMES
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_TIMES: dict[str, float] = {}  # wall seconds of the workflow runs, printed at the end
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 

@@ -22,15 +22,20 @@ def _loss_one_by_one(model, data):
     return sum(losses) / len(losses)
 
 
-def test_ablation_equals_deleting_the_layer():
-    model, _ = tiny_model(seed=5)
-    data = tiny_split(n=6, seed=1)
-    full, deltas = ablation_scores(model, data, batch_size=4, w_rating=0.3)
+def assert_ablation_equals_deleting_each_layer(model, data, batch_size):
+    """Ablation scores against deep copies with the layer really deleted, sample by sample."""
+    n_layers = model.n_layers
+    full, deltas = ablation_scores(model, data, batch_size=batch_size, w_rating=0.3)
     assert full == pytest.approx(_loss_one_by_one(model, data), rel=1e-5)
-    for layer in range(4):
+    for layer in range(n_layers):
         pruned = copy.deepcopy(model)
-        keep_layers(pruned.lm, [i for i in range(4) if i != layer])
+        keep_layers(pruned.lm, [i for i in range(n_layers) if i != layer])
         expected = _loss_one_by_one(pruned, data) - full
         assert deltas[layer] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+
+
+def test_ablation_equals_deleting_the_layer():
+    model, _ = tiny_model(seed=5)
+    assert_ablation_equals_deleting_each_layer(model, tiny_split(n=6, seed=1), batch_size=4)
     # the model itself is left whole
     assert model.n_layers == 4 and model.lm.config.num_hidden_layers == 4

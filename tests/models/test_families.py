@@ -9,13 +9,12 @@ import copy
 import pytest
 import torch
 
-from layerkd.ablation import ablation_scores
 from layerkd.cache import calibration_pass
 from layerkd.finetune import FinetuneParams, finetune
 from layerkd.models.backbone import decoder, keep_layers
 from layerkd.models.recmodel import RecHeads, RecModel
 from layerkd.models.train import score_split
-from tests.test_ablation import _loss_one_by_one
+from tests.test_ablation import assert_ablation_equals_deleting_each_layer
 from tests.test_cache import W_RATING, _reference
 from tests.tiny import tiny_split
 
@@ -69,14 +68,7 @@ def test_teacher_pass_matches_per_sample_loop(family):
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_ablation_equals_deleting_the_layer(family):
     model = family_model(family, seed=1)
-    data = tiny_split(n=5, seed=2)
-    full, deltas = ablation_scores(model, data, batch_size=3, w_rating=0.3)
-    assert full == pytest.approx(_loss_one_by_one(model, data), rel=1e-5)
-    for layer in range(4):
-        pruned = copy.deepcopy(model)
-        keep_layers(pruned.lm, [i for i in range(4) if i != layer])
-        expected = _loss_one_by_one(pruned, data) - full
-        assert deltas[layer] == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    assert_ablation_equals_deleting_each_layer(model, tiny_split(n=5, seed=2), batch_size=3)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
