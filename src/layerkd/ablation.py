@@ -19,17 +19,6 @@ from layerkd.models.text import batches
 
 
 @torch.no_grad()
-def mean_loss(model: RecModel, data: SplitData, batch_size: int, w_rating: float) -> float:
-    """Mean task loss over ``data`` (sum of per-sample losses / n)."""
-    model.eval()
-    total = 0.0
-    for rng in batches(len(data), batch_size):
-        b, cand, rating = data.batch(rng)
-        total += float(task_loss(model(b, cand), rating, w_rating, reduction="sum"))
-    return total / len(data)
-
-
-@torch.no_grad()
 def ablation_scores(
     model: RecModel, data: SplitData, batch_size: int, w_rating: float
 ) -> tuple[float, np.ndarray]:
