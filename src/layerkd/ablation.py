@@ -65,7 +65,7 @@ def ablation_stage(
     ``raw``; the normalised scores (and so the selections) use ``max(delta, 0)``."""
     from layerkd.teacher import load_for_scoring
 
-    model, tok, items, samples = load_for_scoring(
+    model, tok, items, samples, _ = load_for_scoring(
         teacher_dir,
         features_path,
         items_path,

@@ -7,17 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from layerkd.io import write_json
 from layerkd.metrics import rating_metrics
-from layerkd.models.recmodel import load_recmodel
 from layerkd.models.samples import load_split
 from layerkd.models.train import score_split
 from layerkd.reference import candidates_digest, eval_record
 from layerkd.stats import bootstrap_ci
-from layerkd.teacher import load_features
+from layerkd.teacher import load_for_scoring
 
 
 def _speed(model: Any, data: Any, batch_size: int, n_latency: int = 20) -> dict[str, float]:
@@ -87,9 +85,8 @@ def evaluate_model(
     dtype: str = "fp32",
 ) -> dict[str, Any]:
     """Score the test split with a saved model and write ``eval/{name}.json``."""
-    items, samples = pd.read_parquet(items_path), pd.read_parquet(samples_path)
-    model, tok, meta = load_recmodel(
-        model_dir, load_features(features_path, items), device=device, dtype=dtype
+    model, tok, items, samples, meta = load_for_scoring(
+        model_dir, features_path, items_path, samples_path, device=device, dtype=dtype
     )
     test = load_split(samples, items, tok, "test", max_prompt_tokens)
     scores, pred_rating = score_split(model, test, batch_size, desc=f"evaluate {name}")

@@ -67,18 +67,18 @@ def load_for_scoring(
     device: str = "cpu",
     dtype: str = "fp32",
     device_map: str | None = None,
-) -> tuple[RecModel, Any, pd.DataFrame, pd.DataFrame]:
-    """A saved model (teacher or student) with its item features, plus items and samples:
-    what every step that scores samples with a saved model starts from."""
+) -> tuple[RecModel, Any, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """A saved model (teacher or student) with its item features, plus items, samples and the
+    model's metadata: what every step that scores samples with a saved model starts from."""
     items, samples = pd.read_parquet(items_path), pd.read_parquet(samples_path)
-    model, tok, _ = load_recmodel(
+    model, tok, meta = load_recmodel(
         model_dir,
         load_features(features_path, items),
         device=device_of(device),
         dtype=dtype,
         device_map=device_map,
     )
-    return model, tok, items, samples
+    return model, tok, items, samples, meta
 
 
 def finetune_teacher(
@@ -137,7 +137,7 @@ def cache_shard(
     device_map: str | None = None,
 ) -> None:
     """One shard of the teacher pass: calibration statistics and training-sample outputs."""
-    model, tok, items, samples = load_for_scoring(
+    model, tok, items, samples, _ = load_for_scoring(
         teacher_dir,
         features_path,
         items_path,
