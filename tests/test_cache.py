@@ -131,8 +131,15 @@ def test_merging_shards_equals_one_pass():
         )
     merged = merge_shards(parts)
     assert merged["calibration"]["n"] == 9
+    # Shards see other batch shapes, so fp32 reductions round differently: allow 64 fp32 ulps
+    # of each statistic's scale (seen: <= 1.3e-6 relative on taylor, a signed sum; the
+    # attention deficit, once 5e-4 relative in float32, is now ~3e-8).
+    rtol = 64 * torch.finfo(torch.float32).eps
     for key, value in whole["calibration"]["sums"].items():
-        torch.testing.assert_close(merged["calibration"]["sums"][key], value, rtol=1e-5, atol=1e-7)
+        scale = float(value.abs().max())
+        torch.testing.assert_close(
+            merged["calibration"]["sums"][key], value, rtol=rtol, atol=rtol * scale, msg=key
+        )
     torch.testing.assert_close(
         merged["calibration"]["last_states"],
         whole["calibration"]["last_states"],
