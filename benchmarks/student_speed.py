@@ -24,12 +24,12 @@ import pandas as pd
 import torch
 import yaml
 
-from layerkd.distill import Distiller, DistillParams
-from layerkd.models.compact import load_alignment
 from layerkd.models.recmodel import RecModel, load_recmodel
 from layerkd.models.samples import SplitData, load_split
 from layerkd.models.train import epoch_order
-from layerkd.teacher import load_features
+from layerkd.student.compact import load_alignment
+from layerkd.student.distill import Distiller, DistillParams
+from layerkd.models.recmodel import load_features
 
 
 @torch.no_grad()

@@ -14,7 +14,8 @@ rule score:
     benchmark:
         "results/{dataset}/benchmarks/score_{method}.tsv"
     params:
-        hybrid_weights=config.get("hybrid_weights", {}),
+        method="{method}",
+        hybrid_weights=config["hybrid_weights"],
     threads: 1
     conda:
         "../envs/layerkd.yaml"
@@ -35,13 +36,11 @@ rule ablation:
     benchmark:
         "results/{dataset}/benchmarks/ablation.tsv"
     params:
-        max_samples=config.get("ablation", {}).get("max_samples"),
+        max_samples=config["ablation"]["max_samples"],
         batch_size=config["teacher"]["batch_size"],
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         w_rating=config["teacher"]["finetune"]["w_rating"],
-        device=config["teacher"]["device"],
-        dtype=config["teacher"].get("dtype", "fp32"),
-        device_map=config["teacher"].get("device_map"),
+        **PLACEMENT,
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"
@@ -80,8 +79,8 @@ rule select:
     benchmark:
         "results/{dataset}/benchmarks/select_{method}__{strategy}__k{k}.tsv"
     params:
-        k="{k}",
-        seed=config["selection"].get("seed", 0),
+        name="{method}__{strategy}__k{k}",
+        seed=config["selection"]["seed"],
     threads: 1
     conda:
         "../envs/layerkd.yaml"
@@ -94,13 +93,13 @@ checkpoint layersets:
         selections=distilled_selection_files,
         every_selection=selection_files,
     output:
-        directory("results/{dataset}/layersets"),
+        layersets=directory("results/{dataset}/layersets"),
     log:
         "logs/{dataset}/layersets.log",
     benchmark:
         "results/{dataset}/benchmarks/layersets.tsv"
     params:
-        selections=DISTILLED,
+        distilled=DISTILLED,
     threads: 1
     conda:
         "../envs/layerkd.yaml"

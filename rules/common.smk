@@ -1,13 +1,12 @@
-# Helpers shared by every rule: config validation, dataset lookup, the selection list and the
-# checkpoint-driven list of distinct layer sets.
-
-import os
+# Helpers shared by every rule: config validation (the schema holds every default), dataset
+# lookup, the placement of torch steps, the selection list and the checkpoint-driven list of
+# distinct layer sets.
 
 from snakemake.utils import validate
 
 from layerkd.config import check_config, distilled_names, selection_names
 
-validate(config, schema="../config/schema.yaml")
+validate(config, schema="../config/schema.yaml", set_default=True)
 check_config(config)
 
 DATASETS = [d["name"] for d in config["datasets"]]
@@ -19,7 +18,9 @@ VALIDATION = (
     if len(config["methods"]) > 1
     else []
 )
-HEAVY = config.get("threads") or workflow.cores  # torch steps: all cores by default
+HEAVY = config["threads"] or workflow.cores  # torch steps: all cores by default
+# where every torch step runs: `params: **PLACEMENT` gives it device, dtype and device_map
+PLACEMENT = {k: config["teacher"][k] for k in ("device", "dtype", "device_map")}
 
 
 wildcard_constraints:
@@ -29,6 +30,17 @@ wildcard_constraints:
     layerset="L[0-9-]+",
     shard="[0-9]+",
     k="[0-9]+",
+    mode="keep|compact",
+    seed="[0-9]+",
+
+
+def wildcard_int(name):
+    """A params function giving the integer value of wildcard ``name``."""
+
+    def value(wildcards):
+        return int(wildcards[name])
+
+    return value
 
 
 def dataset_cfg(wildcards):
@@ -40,7 +52,7 @@ def score_input(wildcards):
     """The score file a selection reads (none for the score-free baselines)."""
     if wildcards.method == "none":
         return []
-    return f"results/{wildcards.dataset}/scores/{wildcards.method}.json"
+    return [f"results/{wildcards.dataset}/scores/{wildcards.method}.json"]
 
 
 def selection_files(wildcards):
@@ -68,9 +80,8 @@ def student_evals(wildcards):
 def all_evals(wildcards):
     """Teacher, students and the reference rankers."""
     base = f"results/{wildcards.dataset}/eval"
-    return [f"{base}/teacher.json", f"{base}/random.json", f"{base}/popular.json"] + student_evals(
-        wildcards
-    )
+    refs = [f"{base}/teacher.json", f"{base}/random.json", f"{base}/popular.json"]
+    return refs + student_evals(wildcards)
 
 
 def student_train_logs(wildcards):
@@ -90,14 +101,11 @@ def students(wildcards):
     """Every student id ``{layerset}__{mode}__s{seed}`` of a dataset: each distinct layer set
     (from the layersets checkpoint) x ``student.modes`` x ``distill.seeds``; compact students
     only for the layer sets of ``student.compact.selections`` when that list is set."""
-    from layerkd.student import student_ids
+    from layerkd.student.build import student_ids
 
-    seeds = config["distill"]["seeds"]
-    if config["distill"].get("seed", seeds[0]) not in seeds:
-        raise ValueError("distill.seed is deprecated: list the training seeds in distill.seeds")
     out = checkpoints.layersets.get(dataset=wildcards.dataset).output[0]
-    compact = config["student"].get("compact", {})
-    return student_ids(out, config["student"]["modes"], seeds, compact.get("selections"))
+    modes, seeds = config["student"]["modes"], config["distill"]["seeds"]
+    return student_ids(out, modes, seeds, config["student"]["compact"]["selections"])
 
 
 def compact_params(wildcards):
@@ -105,10 +113,10 @@ def compact_params(wildcards):
     settings never rerun them)."""
     if wildcards.mode != "compact":
         return {}
-    return {k: v for k, v in config["student"].get("compact", {}).items() if k != "selections"}
+    return {k: v for k, v in config["student"]["compact"].items() if k != "selections"}
 
 
 def distill_params(wildcards):
     """Distillation settings (the seed comes from the student id, so adding a seed to
     ``distill.seeds`` does not rerun the students of the others)."""
-    return {k: v for k, v in config["distill"].items() if k not in ("seed", "seeds")}
+    return {k: v for k, v in config["distill"].items() if k != "seeds"}

@@ -10,7 +10,7 @@ rule fetch_raw:
         "results/{dataset}/benchmarks/fetch_raw.tsv"
     params:
         dataset=dataset_cfg,
-        mirror=config["data"].get("mirror"),
+        mirror=config["data"]["mirror"],
     threads: 1
     conda:
         "../envs/layerkd.yaml"

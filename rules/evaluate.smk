@@ -16,9 +16,8 @@ rule evaluate_teacher:
     params:
         name="teacher",
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
-        eval=config["eval"],
-        device=config["teacher"]["device"],
-        dtype=config["teacher"].get("dtype", "fp32"),
+        evaluation=config["eval"],
+        **PLACEMENT,
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"
@@ -38,13 +37,11 @@ rule evaluate_student:
         "logs/{dataset}/evaluate_student_{layerset}__{mode}__s{seed}.log",
     benchmark:
         "results/{dataset}/benchmarks/evaluate_student_{layerset}__{mode}__s{seed}.tsv"
-    wildcard_constraints:
-        mode="keep|compact",
-        seed="[0-9]+",
     params:
         name="student/{layerset}__{mode}__s{seed}",
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
-        eval=config["eval"],
+        evaluation=config["eval"],
+        **PLACEMENT,
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"
@@ -64,7 +61,7 @@ rule evaluate_reference:
     benchmark:
         "results/{dataset}/benchmarks/evaluate_reference.tsv"
     params:
-        eval=config["eval"],
+        evaluation=config["eval"],
     threads: 1
     conda:
         "../envs/layerkd.yaml"

@@ -15,10 +15,9 @@ rule build_student:
         "logs/{dataset}/build_student_{layerset}__{mode}__s{seed}.log",
     benchmark:
         "results/{dataset}/benchmarks/build_student_{layerset}__{mode}__s{seed}.tsv"
-    wildcard_constraints:
-        mode="keep|compact",
-        seed="[0-9]+",
     params:
+        mode="{mode}",
+        seed=wildcard_int("seed"),
         compact=compact_params,
     threads: 1
     conda:
@@ -41,14 +40,12 @@ rule distill:
         "logs/{dataset}/distill_{layerset}__{mode}__s{seed}.log",
     benchmark:
         "results/{dataset}/benchmarks/distill_{layerset}__{mode}__s{seed}.tsv"
-    wildcard_constraints:
-        mode="keep|compact",
-        seed="[0-9]+",
     params:
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
-        distill=distill_params,
-        device=config["teacher"]["device"],
+        distill_cfg=distill_params,
+        seed=wildcard_int("seed"),
         checkpoints="results/{dataset}/students/{layerset}__{mode}__s{seed}/checkpoints",
+        **PLACEMENT,
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"

@@ -13,13 +13,11 @@ rule prepare_teacher:
         "results/{dataset}/benchmarks/prepare_teacher.tsv"
     params:
         model=config["teacher"]["model"],
-        tiny=config["teacher"].get("tiny", {}),
+        tiny=config["teacher"]["tiny"],
         max_item_tokens=config["teacher"]["max_item_tokens"],
         batch_size=config["teacher"]["batch_size"],
         seed=config["teacher"]["seed"],
-        device=config["teacher"]["device"],
-        dtype=config["teacher"].get("dtype", "fp32"),
-        device_map=config["teacher"].get("device_map"),
+        **PLACEMENT,
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"
@@ -46,9 +44,9 @@ rule finetune_teacher:
         head_dim=config["teacher"]["head_dim"],
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         seed=config["teacher"]["seed"],
-        finetune=config["teacher"]["finetune"],
-        device=config["teacher"]["device"],
-        dtype=config["teacher"].get("dtype", "fp32"),
+        finetune_cfg=config["teacher"]["finetune"],
+        checkpoints="results/{dataset}/teacher/checkpoints",
+        **PLACEMENT,
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"
@@ -71,13 +69,12 @@ rule teacher_cache:
     benchmark:
         "results/{dataset}/benchmarks/teacher_cache_{shard}.tsv"
     params:
+        index=wildcard_int("shard"),
         n_shards=config["teacher"]["shards"],
         batch_size=config["teacher"]["batch_size"],
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         w_rating=config["teacher"]["finetune"]["w_rating"],
-        device=config["teacher"]["device"],
-        dtype=config["teacher"].get("dtype", "fp32"),
-        device_map=config["teacher"].get("device_map"),
+        **PLACEMENT,
     threads: HEAVY
     conda:
         "../envs/layerkd.yaml"

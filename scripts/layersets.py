@@ -1,10 +1,6 @@
-"""Snakemake checkpoint script: group selections into distinct layer sets."""
+"""Snakemake script: checkpoint: group the distilled selections into distinct layer sets."""
 
-from pathlib import Path
+from layerkd.runtime import run_stage
+from layerkd.selection.stages import layersets_stage
 
-from layerkd.importance import layersets_stage
-from layerkd.runtime import setup
-
-sm = snakemake  # noqa: F821 - injected by Snakemake
-setup(sm.log[0], sm.threads)
-layersets_stage([Path(p) for p in sm.input.selections], Path(sm.output[0]))
+run_stage(layersets_stage, snakemake)  # noqa: F821 - injected by Snakemake

@@ -1,10 +1,6 @@
 """Snakemake script: merge the teacher cache shards."""
 
-from pathlib import Path
+from layerkd.runtime import run_stage
+from layerkd.teacher.stages import merge_cache
 
-from layerkd.runtime import setup
-from layerkd.teacher import merge_cache
-
-sm = snakemake  # noqa: F821 - injected by Snakemake
-setup(sm.log[0], sm.threads)
-merge_cache([Path(p) for p in sm.input.shards], Path(sm.output.cache), Path(sm.output.stats))
+run_stage(merge_cache, snakemake)  # noqa: F821 - injected by Snakemake

@@ -1,15 +1,6 @@
 """Snakemake script: prepare items, interactions, samples and stats for one dataset."""
 
-from pathlib import Path
+from layerkd.data.prepare import prepare_stage
+from layerkd.runtime import run_stage
 
-from layerkd.data.fetch import prepare_stage
-from layerkd.runtime import setup
-
-sm = snakemake  # noqa: F821 - injected by Snakemake
-setup(sm.log[0], sm.threads)
-prepare_stage(
-    Path(sm.input.manifest).parent,
-    sm.params.dataset,
-    sm.params.data,
-    Path(sm.output.item_table).parent,
-)
+run_stage(prepare_stage, snakemake)  # noqa: F821 - injected by Snakemake

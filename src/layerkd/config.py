@@ -1,8 +1,11 @@
-"""Checks of the configuration beyond its JSON schema, run before any work starts.
+"""The configuration: its schema (the one home of every default), loading, and the checks
+beyond the schema, run before any work starts.
 
-The schema (``config/schema.yaml``) rejects unknown keys and unknown method/strategy names;
-these checks catch what a schema cannot: a ``selection.k`` that does not fit the teacher,
-a strategy that cannot work with ``k``, a method the pipeline cannot compute yet.
+The schema (``config/schema.yaml``) rejects unknown keys and unknown method/strategy names and
+gives every optional key its ``default``; :func:`load_config` fills them in exactly as
+Snakemake's ``validate(config, schema, set_default=True)`` does. The checks here catch what a
+schema cannot: a ``selection.k`` that does not fit the teacher, a strategy that cannot work
+with ``k``, a method the pipeline cannot compute yet.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from layerkd.selection.names import SelectionName
 from layerkd.specs import PACKAGED, TINY
+
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
 KNOWN_LAYERS = {PACKAGED: 30}
 AVAILABLE_METHODS = (
@@ -30,11 +36,77 @@ class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key."""
 
 
+def _schema() -> dict[str, Any]:
+    import yaml
+
+    if not SCHEMA.is_file():
+        raise FileNotFoundError(f"config schema {SCHEMA} not found (run from a project checkout)")
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Snakemake's config update: nested dicts merge, any other value replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _fill(schema: dict[str, Any], instance: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``instance`` against ``schema``, setting every missing key that has a
+    ``default`` (in place; nested objects whose default is ``{}`` get their own defaults)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator: Any, properties: Any, inst: Any, sch: Any) -> Any:
+        if isinstance(inst, dict):
+            for name, sub in properties.items():
+                if "default" in sub:  # a copy: the schema's default object stays untouched
+                    inst.setdefault(name, json.loads(json.dumps(sub["default"])))
+        yield from check_properties(validator, properties, inst, sch)
+
+    jsonschema.validators.extend(base, {"properties": set_defaults})(schema).validate(instance)
+    return instance
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``config`` against the schema, filling in every default (in place, as
+    Snakemake's ``validate(..., set_default=True)``); returns it."""
+    return _fill(_schema(), config)
+
+
+def load_config(*paths: Path | str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The config Snakemake would run: YAML files merged in order (then ``overrides``),
+    validated with every default filled in, and checked."""
+    import yaml
+
+    config: dict[str, Any] = {}
+    for p in paths:
+        config = _merge(config, yaml.safe_load(Path(p).read_text()) or {})
+    config = validate_config(_merge(config, overrides or {}))
+    check_config(config)
+    return config
+
+
+def defaults(section: str, **overrides: Any) -> dict[str, Any]:
+    """The schema defaults of a config section (dotted: ``teacher.finetune``), updated with
+    ``overrides``: the settings a test or a script builds one stage from."""
+    schema = _schema()
+    node = schema
+    for key in section.split("."):
+        node = node["properties"][key]
+    sub = {**node, "$defs": schema.get("$defs", {})}
+    return _fill(sub, {}) | overrides
+
+
 def teacher_layers(teacher: dict[str, Any]) -> int | None:
-    """The teacher's layer count when it can be known without loading weights."""
+    """The teacher's layer count when it can be known without loading weights (``teacher``
+    is the validated ``teacher`` section)."""
     model = teacher["model"]
     if model == TINY:
-        return int(teacher.get("tiny", {}).get("num_layers", 4))
+        return int(teacher["tiny"]["num_layers"])
     if model in KNOWN_LAYERS:
         return KNOWN_LAYERS[model]
     cfg = Path(model) / "config.json"
@@ -49,35 +121,34 @@ def k_values(config: dict[str, Any]) -> list[int]:
     return [int(v) for v in (k if isinstance(k, list) else [k])]
 
 
-def selection_names(config: dict[str, Any]) -> list[str]:
-    """File stems of every selection: ``{method}__{strategy}__k{k}``; the score-free baselines
-    use the pseudo-method ``none``, and ``random`` repeats are ``none__random-{r}__k{k}``."""
-    names = []
+def selections(config: dict[str, Any]) -> list[SelectionName]:
+    """Every selection: each method × strategy and each score-free baseline (pseudo-method
+    ``none``; ``random`` once per repeat), for every k."""
+    out = []
     for k in k_values(config):
-        names += [f"{m}__{s}__k{k}" for m in config["methods"] for s in config["strategies"]]
+        out += [SelectionName(m, s, k) for m in config["methods"] for s in config["strategies"]]
         for b in config["baselines"]:
             if b == "random":
-                reps = config["selection"].get("random_repeats", 1)
-                names += [f"none__random-{r}__k{k}" for r in range(reps)]
+                reps = config["selection"]["random_repeats"]
+                out += [SelectionName("none", "random", k, r) for r in range(reps)]
             else:
-                names.append(f"none__{b}__k{k}")
-    return names
+                out.append(SelectionName("none", b, k))
+    return out
+
+
+def selection_names(config: dict[str, Any]) -> list[str]:
+    """File stems of every selection (:attr:`SelectionName.stem`)."""
+    return [s.stem for s in selections(config)]
 
 
 def distilled_names(config: dict[str, Any]) -> list[str]:
     """The selections whose layer sets get a student: ``selection.distill`` lists
     ``{method}__{strategy}`` pairs (every k and every random repeat of a pair), or ``all``."""
-    wanted = config["selection"].get("distill", "all")
-    names = selection_names(config)
-    if wanted == "all":
-        return names
-    return [n for n in names if _pair(n) in set(wanted)]
-
-
-def _pair(name: str) -> str:
-    """``fisher__top_k__k8`` → ``fisher__top_k``; ``none__random-1__k8`` → ``none__random``."""
-    method, strategy, _k = name.split("__")
-    return f"{method}__{strategy.split('-')[0]}"
+    wanted = config["selection"]["distill"]
+    chosen = selections(config)
+    if wanted != "all":
+        chosen = [s for s in chosen if s.pair in set(wanted)]
+    return [s.stem for s in chosen]
 
 
 def check_config(config: dict[str, Any]) -> None:
@@ -96,16 +167,16 @@ def check_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"methods: {m!r} is not available (available: {AVAILABLE_METHODS})")
     if not config["strategies"] and not config["baselines"]:
         raise ConfigError("strategies and baselines are both empty: nothing to select")
-    ft = config["teacher"].get("finetune", {})
-    if n_layers is not None and ft.get("mode", "top") == "top":
-        top = int(ft.get("top_layers", 2))
+    ft = config["teacher"]["finetune"]
+    if n_layers is not None and ft["mode"] == "top":
+        top = int(ft["top_layers"])
         if top > n_layers:
             raise ConfigError(
                 f"teacher.finetune.top_layers={top} exceeds the teacher's {n_layers} layers"
             )
-    wanted = config["selection"].get("distill", "all")
+    wanted = config["selection"]["distill"]
     if wanted != "all":
-        known = {_pair(n) for n in selection_names(config)}
+        known = {s.pair for s in selections(config)}
         unknown = sorted(set(wanted) - known)
         if unknown:
             raise ConfigError(
@@ -115,3 +186,12 @@ def check_config(config: dict[str, Any]) -> None:
     names = [d["name"] for d in config["datasets"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"datasets: names must be unique, got {names}")
+
+
+def settings(cls: Any, section: str, **overrides: Any) -> Any:
+    """An instance of the dataclass ``cls`` built from the schema defaults of ``section``
+    (the keys that are its fields) updated with ``overrides`` (which must supply any field
+    the section does not have, such as a seed that comes from elsewhere)."""
+    fields = cls.__dataclass_fields__
+    values = {k: v for k, v in defaults(section).items() if k in fields}
+    return cls(**(values | overrides))

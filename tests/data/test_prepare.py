@@ -8,6 +8,7 @@ import pytest
 
 from layerkd.data.prepare import PrepareParams, kcore_filter, prepare, prepare_dataset
 from layerkd.data.synthetic import generate
+from layerkd.config import settings
 from layerkd.io import read_json
 
 
@@ -50,7 +51,7 @@ def _tiny() -> tuple[pd.DataFrame, pd.DataFrame]:
     return _inter(rows), _items(list("abcdefghx"))
 
 
-TINY = PrepareParams(kcore=1, history_len=3, n_candidates=3, n_train_candidates=2,
+TINY = settings(PrepareParams, "data", kcore=1, history_len=3, n_candidates=3, n_train_candidates=2,
                      train_samples_per_user=2, n_calibration=2, seed=1)
 
 
@@ -83,7 +84,7 @@ def test_clean_dedup_and_leave_one_out_with_tie() -> None:
 def test_negatives_are_exactly_the_untouched_items_when_just_enough() -> None:
     # u touched a, x, c, b, d of the 9 items: the untouched ones are e, f, g, h
     inter, items = _tiny()
-    params = PrepareParams(kcore=1, history_len=3, n_candidates=4, n_train_candidates=4,
+    params = settings(PrepareParams, "data", kcore=1, history_len=3, n_candidates=4, n_train_candidates=4,
                            train_samples_per_user=2, n_calibration=0, seed=3)
     _, _, samples, _ = prepare(inter, items, params)
     for _, row in samples[samples["user_id"] == "u"].iterrows():
@@ -93,7 +94,7 @@ def test_negatives_are_exactly_the_untouched_items_when_just_enough() -> None:
 
 def test_too_few_untouched_items_raises_naming_user() -> None:
     inter, items = _tiny()
-    params = PrepareParams(kcore=1, n_candidates=5, n_train_candidates=2, seed=0)
+    params = settings(PrepareParams, "data", kcore=1, n_candidates=5, n_train_candidates=2, seed=0)
     with pytest.raises(ValueError, match=r"user 'u' .* 5 of 9 items, leaving 4 .* but 5"):
         prepare(inter, items, params)
 
@@ -101,7 +102,7 @@ def test_too_few_untouched_items_raises_naming_user() -> None:
 def test_nothing_left_after_kcore_raises() -> None:
     inter = _inter([("u", "a", 1.0, 1), ("u", "b", 2.0, 2), ("v", "a", 3.0, 3)])
     with pytest.raises(ValueError, match=r"no interactions left after the 5-core"):
-        prepare(inter, _items(["a", "b"]), PrepareParams())
+        prepare(inter, _items(["a", "b"]), settings(PrepareParams, "data"))
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def synth_prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     generate(raw, "Synth", n_users=200, n_families=8, items_per_family=20, min_history=6,
              max_history=15, seed=4)
     out = tmp_path_factory.mktemp("processed")
-    stats = prepare_dataset(raw, "synthetic", "Synth", PrepareParams(n_candidates=50), out)
+    stats = prepare_dataset(raw, "synthetic", "Synth", settings(PrepareParams, "data", n_candidates=50), out)
     return out, stats
 
 
@@ -173,12 +174,12 @@ def test_deterministic_and_independent_of_input_order(synth_prepared: tuple) -> 
     out, _ = synth_prepared
     inter = pd.read_parquet(out / "interactions.parquet")
     items = pd.read_parquet(out / "items.parquet")
-    params = PrepareParams(n_candidates=50)
+    params = settings(PrepareParams, "data", n_candidates=50)
     a = prepare(inter, items, params)[2]
     shuffled = inter.sample(frac=1.0, random_state=0).reset_index(drop=True)
     b = prepare(shuffled, items.iloc[::-1], params)[2]
     pd.testing.assert_frame_equal(a, b)
-    c = prepare(inter, items, PrepareParams(n_candidates=50, seed=1))[2]
+    c = prepare(inter, items, settings(PrepareParams, "data", n_candidates=50, seed=1))[2]
     a, c = a[a["split"] != "calibration"], c[c["split"] != "calibration"]
     assert [list(h) for h in a["history"]] == [list(h) for h in c["history"]]
     assert [list(x) for x in a["candidates"]] != [list(x) for x in c["candidates"]]

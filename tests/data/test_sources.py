@@ -12,6 +12,7 @@ import pytest
 
 from layerkd.data.prepare import PrepareParams, prepare
 from layerkd.data.readers import BadFileError
+from layerkd.config import settings
 from layerkd.data.sources import LoadOptions, load_raw, raw_files, raw_urls
 
 SPAN = '<span class="a-size-medium a-color-secondary"'
@@ -175,7 +176,7 @@ def test_loaded_2023_fixture_goes_through_prepare(tmp_path: Path) -> None:
     _gz_lines(tmp_path / "meta_C.jsonl.gz", [json.dumps(_meta23(f"P{i}", f"Item {i}"))
                                               for i in range(9)])
     inter, items, _ = load_raw(tmp_path, "amazon2023", "C")
-    params = PrepareParams(kcore=2, n_candidates=4, n_train_candidates=3, n_calibration=0)
+    params = settings(PrepareParams, "data", kcore=2, n_candidates=4, n_train_candidates=3, n_calibration=0)
     _, df, samples, stats = prepare(inter, items, params)
     assert stats["users"] == 6 and stats["interactions"] == 30
     test_u0 = samples[(samples["user_id"] == "u0") & (samples["split"] == "test")].iloc[0]

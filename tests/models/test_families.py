@@ -9,13 +9,14 @@ import copy
 import pytest
 import torch
 
-from layerkd.cache import calibration_pass
-from layerkd.finetune import FinetuneParams, finetune
+from layerkd.config import settings
 from layerkd.models.backbone import decoder, keep_layers
 from layerkd.models.recmodel import RecHeads, RecModel
 from layerkd.models.train import score_split
-from tests.test_ablation import assert_ablation_equals_deleting_each_layer
-from tests.test_cache import W_RATING, _reference
+from layerkd.teacher.cache import calibration_pass
+from layerkd.teacher.finetune import FinetuneParams, finetune
+from tests.importance.test_ablation import assert_ablation_equals_deleting_each_layer
+from tests.teacher.test_cache import W_RATING, _reference
 from tests.tiny import tiny_split
 
 SIZES = {
@@ -95,8 +96,17 @@ def test_finetune_modes_train_and_change_only_what_they_should(family, mode):
     model = family_model(family, seed=3)
     data = tiny_split(n=8, seed=4)  # validated on its own training samples: it must improve
     lower = copy.deepcopy(decoder(model.lm).layers[0].state_dict())
-    params = FinetuneParams(
-        mode=mode, top_layers=1, epochs=3, lr=2e-2, batch_size=4, patience=3, lora_r=2
+    params = settings(
+        FinetuneParams,
+        "teacher.finetune",
+        seed=0,
+        mode=mode,
+        top_layers=1,
+        epochs=3,
+        lr=2e-2,
+        batch_size=4,
+        patience=3,
+        lora_r=2,
     )
     tuned, log = finetune(model, data, data, params)
     valid = log["valid_ndcg@5"].dropna()

@@ -1,4 +1,4 @@
-"""The data stages as the pipeline calls them: fetch the raw files, then prepare samples.
+"""The ``fetch_raw`` stage: put a dataset's raw files in place.
 
 ``fetch_raw`` generates (``synthetic``), links (``local``) or downloads (every published
 release, through the mirror first) the files ``load_raw`` reads, and writes ``MANIFEST.json``.
@@ -13,15 +13,16 @@ from typing import Any
 
 from layerkd.data import synthetic
 from layerkd.data.download import download_all, sha256_file
-from layerkd.data.prepare import PrepareParams, prepare_dataset
-from layerkd.data.sources import LoadOptions, raw_files, raw_urls
+from layerkd.data.sources import raw_files, raw_urls
 from layerkd.io import write_json
 
 log = logging.getLogger(__name__)
 
 
-def fetch_raw(dataset: dict[str, Any], out_dir: Path, *, mirror: str | None = None) -> None:
-    """Put the raw files of ``dataset`` (a ``datasets`` entry of the config) in ``out_dir``."""
+def fetch_raw(*, manifest: Path, dataset: dict[str, Any], mirror: str | None) -> None:
+    """Put the raw files of ``dataset`` (a ``datasets`` entry of the config) beside
+    ``manifest`` (``data/raw/{dataset}/MANIFEST.json``), which records them."""
+    out_dir = manifest.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     source, category = dataset["source"], dataset["category"]
     if source in ("synthetic", "local"):
@@ -43,7 +44,7 @@ def fetch_raw(dataset: dict[str, Any], out_dir: Path, *, mirror: str | None = No
              "sha256": sha256_file(out_dir / n), "verified": False, "source": origin}
             for n in raw_files(source, category, dataset.get("format"))
         ]
-        write_json(out_dir / "MANIFEST.json", {"files": files})
+        write_json(manifest, {"files": files})
         return
     base = dataset.get("base_url")
     urls = raw_urls(source, category)
@@ -51,20 +52,3 @@ def fetch_raw(dataset: dict[str, Any], out_dir: Path, *, mirror: str | None = No
         urls = [f"{base.rstrip('/')}/{u.rsplit('/', 1)[-1]}" for u in urls]
     known = dataset.get("sha256", {})
     download_all([(u, known.get(u.rsplit("/", 1)[-1])) for u in urls], out_dir, mirror=mirror)
-
-
-def prepare_stage(
-    raw_dir: Path, dataset: dict[str, Any], data: dict[str, Any], out_dir: Path
-) -> dict[str, Any]:
-    """``prepare_data`` with parameters taken from the ``data`` section of the config."""
-    fields = set(PrepareParams.__dataclass_fields__)
-    params = PrepareParams(**{k: v for k, v in data.items() if k in fields})
-    options = LoadOptions(
-        format=dataset.get("format"),
-        max_bad_share=float(data.get("max_bad_share", LoadOptions.max_bad_share)),
-    )
-    stats = prepare_dataset(
-        raw_dir, dataset["source"], dataset["category"], params, out_dir, options
-    )
-    log.info("prepared %s: %s", dataset["name"], {k: stats.get(k) for k in ("users", "items")})
-    return stats

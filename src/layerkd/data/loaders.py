@@ -14,33 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from layerkd.data.clean import META_COLUMNS
 from layerkd.data.csv_tables import read_csv_table
+from layerkd.data.frames import interactions_frame, meta_frame
 from layerkd.data.readers import parse_json_or_literal, parse_literal, read_records
-
-INTERACTION_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
-
-
-def interactions_frame(
-    users: Any, items: Any, ratings: Any, timestamps: Any, *, ts_divisor: int = 1
-) -> pd.DataFrame:
-    """Assemble the interaction table; ``floor(timestamps / ts_divisor)`` gives seconds."""
-    ts = pd.to_numeric(pd.Series(timestamps), errors="coerce").to_numpy(np.float64)
-    return pd.DataFrame({
-        "user_id": pd.Series(users, dtype=object).astype("string").str.strip(),
-        "item_id": pd.Series(items, dtype=object).astype("string").str.strip(),
-        "rating": np.asarray(ratings, dtype=np.float64),
-        "timestamp": np.floor(ts / ts_divisor).astype(np.int64),
-    })
-
-
-def meta_frame(records: list[dict[str, Any]], mapping: dict[str, str]) -> pd.DataFrame:
-    """Normalise metadata records: ``mapping`` maps each of ``META_COLUMNS`` to a source field."""
-    return pd.DataFrame(
-        {col: [r.get(mapping[col]) if mapping.get(col) else None for r in records]
-         for col in META_COLUMNS}
-    )
-
 
 def _first_existing(raw_dir: Path, names: list[str]) -> Path | None:
     for name in names:
@@ -168,14 +144,3 @@ def load_amazon2014(
     mrecs, mstats = read_records(mpath, required=("asin",), parse=parse_literal,
                                  max_bad_share=max_bad_share)
     return inter, meta_frame(mrecs, META_2014), {"files": [rstats, mstats]}
-
-
-# ---------------------------------------------------------------- RecBole atomic files
-
-def load_recbole(
-    raw_dir: Path, category: str, max_bad_share: float
-) -> tuple[pd.DataFrame, pd.DataFrame | None, dict[str, Any]]:
-    """RecBole ``{category}.inter`` (+ ``{category}.item`` with ``title``); see ``recbole``."""
-    from layerkd.data.recbole import load_recbole_files
-
-    return load_recbole_files(raw_dir, category, max_bad_share)

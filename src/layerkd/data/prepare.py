@@ -14,6 +14,7 @@ Steps, each counted in ``stats``:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from layerkd.data.samples import SAMPLE_COLUMNS, SPLITS, build_samples
 from layerkd.data.sources import LoadOptions, load_raw
 from layerkd.io import write_json, write_parquet
 
+log = logging.getLogger(__name__)
+
 TIE_BREAK = (
     "each user's interactions are ordered by (timestamp, item_id) ascending: interactions with "
     "the same timestamp are ordered by item_id as a string"
@@ -34,15 +37,16 @@ MIN_USER_INTERACTIONS = 3  # test + valid target + at least one history item
 
 @dataclass(frozen=True)
 class PrepareParams:
-    """Parameters of the data preparation (they change the processed data)."""
+    """Parameters of the data preparation (they change the processed data); the ``data``
+    section of the config schema describes each and holds its default."""
 
-    kcore: int = 5  # iterative k-core on users and items
-    history_len: int = 8  # most recent items kept in a history
-    n_candidates: int = 99  # negatives per valid/test sample
-    n_train_candidates: int = 19  # negatives per train/calibration sample
-    train_samples_per_user: int = 2  # training targets per user, the latest positions before valid
-    n_calibration: int = 64  # calibration samples: a seeded subset of train rows
-    seed: int = 0
+    kcore: int  # iterative k-core on users and items
+    history_len: int  # most recent items kept in a history
+    n_candidates: int  # negatives per valid/test sample
+    n_train_candidates: int  # negatives per train/calibration sample
+    train_samples_per_user: int  # training targets per user, the latest positions before valid
+    n_calibration: int  # calibration samples: a seeded subset of train rows
+    seed: int
 
 
 def _clean(interactions: pd.DataFrame, items: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame,
@@ -181,3 +185,30 @@ def prepare_dataset(
     write_parquet(out_dir / "samples.parquet", samples)
     write_json(out_dir / "stats.json", stats)
     return stats
+
+
+def prepare_stage(
+    *,
+    manifest: Path,
+    item_table: Path,
+    interactions: Path,
+    samples: Path,
+    stats: Path,
+    dataset: dict[str, Any],
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """``prepare_data``: the raw files beside ``manifest`` to the four processed files, with
+    parameters from the ``data`` section of the config and the ``dataset`` entry."""
+    out_dir = item_table.parent
+    expected = {p.name: p for p in (item_table, interactions, samples, stats)}
+    want = {"items.parquet", "interactions.parquet", "samples.parquet", "stats.json"}
+    if set(expected) != want or any(p.parent != out_dir for p in expected.values()):
+        raise ValueError(f"prepare_data writes {sorted(want)} into one directory, got {expected}")
+    fields = set(PrepareParams.__dataclass_fields__)
+    params = PrepareParams(**{k: v for k, v in data.items() if k in fields})
+    options = LoadOptions(format=dataset.get("format"), max_bad_share=float(data["max_bad_share"]))
+    result = prepare_dataset(
+        manifest.parent, dataset["source"], dataset["category"], params, out_dir, options
+    )
+    log.info("prepared %s: %s", dataset["name"], {k: result.get(k) for k in ("users", "items")})
+    return result

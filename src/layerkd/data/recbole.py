@@ -16,7 +16,7 @@ import pandas as pd
 
 from layerkd.data.clean import META_COLUMNS
 from layerkd.data.csv_tables import read_csv_table
-from layerkd.data.loaders import interactions_frame
+from layerkd.data.frames import interactions_frame
 from layerkd.data.readers import open_text
 
 ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")

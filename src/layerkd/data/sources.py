@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from layerkd.data import loaders
+from layerkd.data import loaders, recbole
 from layerkd.data.clean import build_items
 from layerkd.data.readers import DEFAULT_MAX_BAD_SHARE
 
@@ -43,7 +43,7 @@ LOADERS: dict[str, Loader] = {
     "amazon2018": loaders.load_amazon2018,
     "amazon2018_csv": loaders.load_amazon2018_csv,
     "amazon2014": loaders.load_amazon2014,
-    "recbole": loaders.load_recbole,
+    "recbole": recbole.load_recbole_files,
 }
 SOURCES: tuple[str, ...] = (*LOADERS, "local")
 

@@ -201,3 +201,39 @@ def load_recmodel(
     tok = AutoTokenizer.from_pretrained(str(path))
     model = RecModel(lm, heads.to(device), item_features.to(device))
     return model, tok, meta
+
+
+def load_features(path: Path, items: Any) -> torch.Tensor:
+    """Item features saved by ``prepare_teacher``, checked against ``items.parquet`` (a frame
+    with ``item_id``)."""
+    blob = torch.load(path, weights_only=False)
+    if blob["item_ids"] != items["item_id"].tolist():
+        raise ValueError(f"{path} was computed for other items than items.parquet: rerun it")
+    return blob["features"]
+
+
+def load_for_scoring(
+    model_dir: Path,
+    features: Path,
+    item_table: Path,
+    samples: Path,
+    *,
+    device: str,
+    dtype: str,
+    device_map: str | None,
+) -> tuple[RecModel, Any, Any, Any, dict[str, Any]]:
+    """A saved model (teacher or student) with its item features, plus the items and samples
+    frames and the model's metadata: what every step that scores samples starts from."""
+    import pandas as pd
+
+    from layerkd.runtime import device_of
+
+    items, frame = pd.read_parquet(item_table), pd.read_parquet(samples)
+    model, tok, meta = load_recmodel(
+        model_dir,
+        load_features(features, items),
+        device=device_of(device),
+        dtype=dtype,
+        device_map=device_map,
+    )
+    return model, tok, items, frame, meta

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from layerkd.metrics import ranking_metrics
+from layerkd.evaluation.metrics import ranking_metrics
 from layerkd.models.recmodel import RecModel, RecOutput
 from layerkd.models.samples import SplitData
 from layerkd.models.text import batches

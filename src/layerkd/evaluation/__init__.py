@@ -1,0 +1,1 @@
+"""Evaluation: ranking and rating metrics, statistics, paired tests, reference rankers."""

@@ -1,0 +1,131 @@
+"""Evaluation of a saved model (teacher or student) on the test candidates."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from layerkd.evaluation.metrics import rating_metrics
+from layerkd.evaluation.reference import candidates_digest, eval_record
+from layerkd.evaluation.stats import bootstrap_ci
+from layerkd.io import write_json
+from layerkd.models.recmodel import load_for_scoring
+from layerkd.models.samples import load_split
+from layerkd.models.train import score_split
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for the device's queued kernels (CUDA runs asynchronously: without this a timer
+    measures kernel launches, not the work)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _speed(model: Any, data: Any, batch_size: int, n_latency: int = 20) -> dict[str, float]:
+    """User-tower latency at batch 1 (ms, median of ``n_latency`` users after a warm-up) and
+    throughput at ``batch_size`` (users/s, best of 3) on the same samples for every model."""
+    model.eval()
+    dev = next(model.parameters()).device
+    with torch.no_grad():
+        for i in range(min(3, len(data))):  # warm-up: allocator, kernels
+            model(*data.batch([i])[:2])
+        lat = []
+        for i in range(min(n_latency, len(data))):
+            b, cand, _ = data.batch([i])
+            _sync(dev)
+            t0 = time.perf_counter()
+            model(b, cand)
+            _sync(dev)
+            lat.append(time.perf_counter() - t0)
+        idx = list(range(min(batch_size, len(data))))
+        b, cand, _ = data.batch(idx)
+        best = float("inf")
+        for _ in range(3):
+            _sync(dev)
+            t0 = time.perf_counter()
+            model(b, cand)
+            _sync(dev)
+            best = min(best, time.perf_counter() - t0)
+    return {"latency_ms_b1": 1000 * float(np.median(lat)), "throughput_users_s": len(idx) / best}
+
+
+def rating_detail(
+    pred: np.ndarray, true: np.ndarray, user_ids: list[str], *, bootstrap: int, seed: int
+) -> dict[str, Any]:
+    """Per-user rating errors over the users with a known rating, and bootstrap intervals of
+    RMSE, MAE and 5-class accuracy (class = rounded regression prediction)."""
+    known = ~np.isnan(true)
+    if not known.any():
+        return {"rating_per_user": None, "rating_ci": None, "user_ids_rated": []}
+    p, t = pred[known], true[known]
+    per = {
+        "sq_err": (p - t) ** 2,
+        "abs_err": np.abs(p - t),
+        "correct": (np.clip(np.floor(p + 0.5), 1, 5) == np.clip(np.floor(t + 0.5), 1, 5)) * 1.0,
+    }
+    ci = {
+        "rmse": [
+            float(np.sqrt(v)) for v in bootstrap_ci(per["sq_err"], n_boot=bootstrap, seed=seed)[1:]
+        ],
+        "mae": list(bootstrap_ci(per["abs_err"], n_boot=bootstrap, seed=seed)[1:]),
+        "accuracy": list(bootstrap_ci(per["correct"], n_boot=bootstrap, seed=seed)[1:]),
+    }
+    return {
+        "rating_per_user": {k: v.tolist() for k, v in per.items()},
+        "rating_ci": ci,
+        "user_ids_rated": [u for u, k in zip(user_ids, known, strict=True) if k],
+    }
+
+
+def evaluate_model(
+    *,
+    model: Path,
+    features: Path,
+    item_table: Path,
+    samples: Path,
+    metrics: Path,
+    name: str,
+    max_prompt_tokens: int,
+    evaluation: dict[str, Any],
+    device: str,
+    dtype: str,
+    device_map: str | None,
+) -> dict[str, Any]:
+    """Score the test split with the saved ``model`` and write ``eval/{name}.json``
+    (``metrics``); ``evaluation`` is the ``eval`` section of the config."""
+    batch_size, bootstrap, seed = (evaluation[k] for k in ("batch_size", "bootstrap", "seed"))
+    net, tok, items, frame, meta = load_for_scoring(
+        model, features, item_table, samples, device=device, dtype=dtype, device_map=device_map
+    )
+    test = load_split(frame, items, tok, "test", max_prompt_tokens)
+    scores, pred_rating = score_split(net, test, batch_size, desc=f"evaluate {name}")
+    extra: dict[str, Any] = {
+        "layers": meta.get("layers"),
+        "layerset": meta.get("layerset"),
+        "mode": meta.get("mode"),
+        "seed": meta.get("seed"),
+        "selections": meta.get("selections"),
+        "teacher_layers": meta.get("teacher_layers"),
+        "params": int(sum(p.numel() for p in net.parameters())),
+        "rating": rating_metrics(pred_rating, None, test.rating.numpy()),
+        **rating_detail(
+            pred_rating, test.rating.numpy(), test.user_ids, bootstrap=bootstrap, seed=seed
+        ),
+        **_speed(net, test, batch_size),
+    }
+    rec = eval_record(
+        name,
+        meta["kind"],
+        scores,
+        test.user_ids,
+        candidates_digest(frame),
+        bootstrap=bootstrap,
+        seed=seed,
+        extra=extra,
+    )
+    write_json(metrics, rec)
+    return rec

@@ -1,0 +1,1 @@
+"""Layer importance: scores per method from the teacher cache, ablation, agreement."""

@@ -1,0 +1,1 @@
+"""The report: summary tables, hypotheses computed from the evaluations, plots."""

@@ -1,0 +1,378 @@
+"""The report's hypotheses, computed from the run's outputs (never written by hand).
+
+* **R** - the teacher beats the most-popular ranker (else its layers are not worth studying).
+* **H1** - importance concentrates in the upper layers: the mean normalised score of the upper
+  (deepest) quarter over the lower quarter lies in 3.8-8.5 (claimed for a 32-layer teacher).
+* **H2** - which method agrees best with the ablation ground truth (needs the validation table)
+  and which gives the best student; the claim is that they are the same method.
+* **H3** - at k = L/4 the best importance-driven selection retains more of the teacher's NDCG@5
+  than the ``first_k``, ``uniform`` and ``random`` baselines (paired test on NDCG@5, which is the
+  test of retention since the teacher's NDCG@5 is a common factor).
+
+Each hypothesis is a :class:`Hypothesis` with a verdict (``holds``, ``does not hold``,
+``partly``, ``untestable``), plain sentences and an optional table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from layerkd.evaluation.significance import baseline_students, compare, is_adaptive, selection_label
+from layerkd.importance.scores import upper_lower_ratio
+from layerkd.records import Record
+
+__all__ = ["H1_RANGE", "Hypothesis", "h1", "h2", "h3", "hypotheses", "reference_check"]
+
+H1_RANGE = (3.8, 8.5)
+H3_BASELINES = ("first_k", "uniform", "random")
+METRIC = "ndcg@5"
+VALID = "valid_ndcg@5"
+
+
+@dataclass
+class Hypothesis:
+    """One hypothesis: what is claimed, what the run says, and the numbers behind it."""
+
+    key: str
+    title: str
+    claim: str
+    verdict: str
+    notes: list[str] = field(default_factory=list)
+    table: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the table as records)."""
+        t = None if self.table is None else self.table.replace([np.inf, -np.inf], np.nan)
+        rows = None if t is None else t.astype(object).where(t.notna(), None).to_dict("records")
+        return {k: getattr(self, k) for k in ("key", "title", "claim", "verdict", "notes")} | {
+            "table": rows
+        }
+
+
+def _row(cmp: pd.DataFrame, model: str, versus: str) -> pd.Series | None:
+    hit = cmp[(cmp["model"] == model) & (cmp["versus"] == versus) & (cmp["metric"] == METRIC)]
+    return None if hit.empty else hit.iloc[0]
+
+
+def reference_check(evals: list[Record], cmp: pd.DataFrame) -> Hypothesis:
+    """R: does the teacher beat the most-popular ranker on NDCG@5?"""
+    h = Hypothesis("R", "Teacher vs most-popular", "The teacher beats most-popular.", "untestable")
+    teacher = next((e for e in evals if e["kind"] == "teacher"), None)
+    row = None if teacher is None else _row(cmp, teacher["model"], "popular")
+    if row is None:
+        h.notes.append("No teacher or no most-popular ranker was evaluated.")
+        return h
+    h.verdict = "holds" if row["verdict"] == "better" else "does not hold"
+    h.notes.append(
+        f"Teacher NDCG@5 {row['mean']:.4f} vs most-popular {row['mean_versus']:.4f}: "
+        f"difference {row['diff']:+.4f} [{row['diff_lo']:+.4f}, {row['diff_hi']:+.4f}], "
+        f"paired bootstrap p = {row['p_bootstrap']:.3g}, Wilcoxon p = {row['p_wilcoxon']:.3g}."
+    )
+    if h.verdict != "holds":
+        h.notes.append(
+            "The teacher does NOT beat most-popular: its layer statistics describe a "
+            "model that has not learned the task better than item popularity."
+        )
+    return h
+
+
+def h1(scores: dict[str, Record]) -> Hypothesis:
+    """H1: concentration of importance in the upper layers, per method."""
+    lo, hi = H1_RANGE
+    h = Hypothesis(
+        "H1",
+        "Importance concentrates in the upper layers",
+        f"Upper-quarter / lower-quarter importance is {lo}-{hi} (32-layer teacher).",
+        "untestable",
+    )
+    if not scores:
+        h.notes.append("No importance method was run.")
+        return h
+    rows = []
+    for method, rec in sorted(scores.items()):
+        ratio = upper_lower_ratio(rec["normalised"])
+        rows.append(
+            {
+                "method": method,
+                "n_layers": rec["n_layers"],
+                "upper_lower_ratio": ratio,
+                "concentration_ratio": rec.get("concentration_ratio"),
+                "in_claimed_range": bool(lo <= ratio <= hi),
+            }
+        )
+    h.table = pd.DataFrame(rows)
+    n_in = int(h.table["in_claimed_range"].sum())
+    h.verdict = "holds" if n_in == len(rows) else "partly" if n_in else "does not hold"
+    h.notes.append(f"{n_in} of {len(rows)} methods fall in {lo}-{hi}.")
+    h.notes.append(
+        "upper_lower_ratio is by depth (the claim's quantity); concentration_ratio is the "
+        "stored scores/*.json value: highest-scoring quarter over lowest-scoring quarter, "
+        "whatever their depth, so it is >= 1 and not the claim's quantity."
+    )
+    n_layers = {int(r["n_layers"]) for r in rows}
+    if n_layers != {32}:
+        h.notes.append(f"This teacher has {sorted(n_layers)} layers, not 32: quarters differ.")
+    return h
+
+
+def _chooser(students: list[Record], valid: dict[str, float] | None) -> tuple[str, str]:
+    """The column students are ranked by, and a note saying which: validation NDCG@5 when
+    every student has one (so the test numbers of the chosen one stay unbiased), else test."""
+    if valid and all(e["model"] in valid for e in students):
+        return VALID, "chosen on validation NDCG@5; test numbers reported"
+    return METRIC, "chosen on test NDCG@5 (no validation scores): optimistic choice"
+
+
+def _best_per_method(
+    evals: list[Record], teacher_ndcg: float, valid: dict[str, float] | None
+) -> tuple[pd.DataFrame, str, str]:
+    """Each importance method's best student at each k (best first within a k)."""
+    students = [e for e in evals if e["kind"] == "student" and is_adaptive(e)]
+    by, how = _chooser(students, valid)
+    rows = [
+        {
+            "k": len(rec["layers"]),
+            "mode": rec.get("mode") or "",
+            "method": sel["method"],
+            "strategy": selection_label(sel).split("/", 1)[1],
+            "model": rec["model"],
+            VALID: (valid or {}).get(rec["model"], math.nan),
+            METRIC: rec["metrics"][METRIC],
+            "retention": rec["metrics"][METRIC] / teacher_ndcg,
+        }
+        for rec in students
+        for sel in rec["selections"]
+        if sel["method"] != "none"
+    ]
+    cols = ["k", "mode", "method", "strategy", "model", VALID, METRIC, "retention"]
+    df = pd.DataFrame(rows, columns=cols)
+    df = df.sort_values(["k", "mode", by, "method"], ascending=[True, True, False, True])
+    return df.drop_duplicates(["k", "mode", "method"]).reset_index(drop=True), by, how
+
+
+def _ablation_agreement(validation: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the validation table against ablation: method, spearman, kendall (best first)."""
+    v = validation[(validation["method_a"] == "ablation") | (validation["method_b"] == "ablation")]
+    v = v.assign(method=np.where(v["method_a"] == "ablation", v["method_b"], v["method_a"]))
+    v = v[v["method"] != "ablation"].sort_values("spearman", ascending=False)
+    return v[["method", "spearman", "kendall"]].reset_index(drop=True)
+
+
+def _winners(
+    best: pd.DataFrame, by: str, evals: list[Record], n_boot: int, seed: int
+) -> tuple[dict[str, set[str]], set[str], list[str], dict[str, set[str]]]:
+    """Per k (and student mode), the methods (ablation aside: it is the ground truth) whose
+    student ranks first; the keys where that first place is clear (one winner, significantly
+    above the runner-up); one sentence per key with the paired test against the runner-up;
+    the methods with a student per key."""
+    by_name = {e["model"]: e for e in evals}
+    winners, notes, clear, present = {}, [], set(), {}
+    for (k, mode), grp in best[best["method"] != "ablation"].groupby(["k", "mode"]):
+        key = f"{k}" + (f" ({mode})" if mode else "")
+        top = grp[by].iloc[0]
+        present[key] = set(grp["method"])
+        winners[key] = set(grp.loc[grp[by] == top, "method"])
+        note = (
+            f"k = {key}: best student from {', '.join(sorted(winners[key]))} "
+            f"({grp['model'].iloc[0]}, test NDCG@5 {grp[METRIC].iloc[0]:.4f})"
+        )
+        runner = grp[grp[by] < top]
+        if not runner.empty:
+            a, b = by_name[grp["model"].iloc[0]], by_name[runner["model"].iloc[0]]
+            c = compare(a, b, METRIC, n_boot=n_boot, seed=seed)
+            note += (
+                f"; vs runner-up {runner['method'].iloc[0]}: {c['diff']:+.4f}, "
+                f"paired bootstrap p = {c['p_bootstrap']:.3g}"
+            )
+            if len(winners[key]) == 1 and c["verdict"] == "better":
+                clear.add(key)
+        elif len(grp) > 1:
+            note += "; every method ties (often the same layers)"
+        else:
+            note += "; the only method with a student at this k"
+        notes.append(note + ".")
+    return winners, clear, notes, present
+
+
+def h2(
+    evals: list[Record],
+    validation: pd.DataFrame | None,
+    valid: dict[str, float] | None = None,
+    *,
+    n_boot: int,
+    seed: int,
+) -> Hypothesis:
+    """H2: the method closest to ablation, the method with the best student at each k, and
+    whether they coincide (``partly``: at some k only)."""
+    h = Hypothesis(
+        "H2",
+        "Agreement with ablation and the best student",
+        "The method that agrees best with ablation also gives the best student.",
+        "untestable",
+    )
+    teacher = next((e for e in evals if e["kind"] == "teacher"), None)
+    t_ndcg = teacher["metrics"][METRIC] if teacher else math.nan
+    best, by, how = _best_per_method(evals, t_ndcg, valid)
+    winners, clear, notes, present = _winners(best, by, evals, n_boot, seed)
+    if not winners:
+        h.notes.append("No importance-driven student (ablation aside) was evaluated.")
+    else:
+        h.notes += [f"Students {how}."] + notes
+        h.table = best
+    if validation is None or validation.empty:
+        h.notes.append(
+            "Agreement with ablation cannot be tested: no validation table "
+            "(validation/correlations.csv) is among the report's inputs."
+        )
+        return h
+    agree = _ablation_agreement(validation)
+    if agree.empty:
+        h.notes.append("The validation table has no correlation against ablation.")
+        return h
+    closest = str(agree["method"].iloc[0])
+    listing = ", ".join(f"{r.method} {r.spearman:.3f}" for r in agree.itertuples())
+    h.notes.append(f"Closest to ablation: {closest} (Spearman with ablation: {listing}).")
+    if h.table is not None:
+        h.table = h.table.merge(agree, on="method", how="left")
+    winners = {k: w for k, w in winners.items() if closest in present[k]}
+    if not winners:
+        h.notes.append(f"{closest} has no distilled student: the claim cannot be tested.")
+    else:
+        won = [k for k, w in winners.items() if closest in w]
+        unclear = [k for k in won if k not in clear]
+        full = len(won) == len(winners) and not unclear
+        h.verdict = "holds" if full else "partly" if won else "does not hold"
+        if unclear:
+            h.notes.append(
+                f"{closest} is first at k = {', '.join(map(str, unclear))} without a clear "
+                "margin (a tie, no other method, or a difference that is not significant)."
+            )
+    return h
+
+
+def _status(verdict: str) -> str:
+    return {"better": "holds", "worse": "does not hold", "same": "same model"}.get(
+        verdict, "not significant"
+    )
+
+
+def _h3_rows(
+    evals: list[Record], cmp: pd.DataFrame, best: Record, t_ndcg: float
+) -> list[dict[str, Any]]:
+    """One row per baseline (each random repeat apart): retention of both and the test."""
+    rows: list[dict[str, Any]] = []
+    bases = baseline_students(evals)
+    for name in H3_BASELINES:
+        found = sorted(b for b in bases if b == name or b.startswith(f"{name}-"))
+        if not found:
+            rows.append({"baseline": name, "status": "missing"})
+        for b in found:
+            row = _row(cmp, best["model"], b)
+            if row is None:
+                rows.append({"baseline": b, "status": "missing (at this k)"})
+                continue
+            rows.append(
+                {
+                    "baseline": b,
+                    "baseline_model": row["versus_model"],
+                    "retention_adaptive": row["mean"] / t_ndcg,
+                    "retention_baseline": row["mean_versus"] / t_ndcg,
+                    "diff_ndcg@5": row["diff"],
+                    "p_bootstrap": row["p_bootstrap"],
+                    "p_wilcoxon": row["p_wilcoxon"],
+                    "status": _status(row["verdict"]),
+                }
+            )
+    return rows
+
+
+def h3(evals: list[Record], cmp: pd.DataFrame, valid: dict[str, float] | None = None) -> Hypothesis:
+    """H3: retention of the best adaptive selection vs the score-free baselines at the k
+    closest to L/4 (``untestable`` when no k run is L/4 rounded either way)."""
+    h = Hypothesis(
+        "H3",
+        "Adaptive selection beats score-free baselines at k = L/4",
+        "At k = L/4 the best importance-driven student retains more of the teacher's NDCG@5 "
+        "than first_k, uniform and random.",
+        "untestable",
+    )
+    teacher = next((e for e in evals if e["kind"] == "teacher"), None)
+    adaptive = [e for e in evals if e["kind"] == "student" and is_adaptive(e)]
+    if teacher is None or not adaptive:
+        h.notes.append("Needs a teacher and at least one importance-driven student.")
+        return h
+    n_layers = int(teacher.get("teacher_layers") or len(teacher.get("layers") or []))
+    quarter = n_layers / 4
+    ks = sorted({len(e["layers"]) for e in adaptive})
+    k = min(ks, key=lambda v: (abs(v - quarter), v))
+    adaptive = [e for e in adaptive if len(e["layers"]) == k]
+    bases = [b for bs in baseline_students(evals).values() for b in bs if len(b["layers"]) == k]
+    with_base = [e for e in adaptive if e.get("mode") in {b.get("mode") for b in bases}]
+    adaptive = with_base or adaptive  # compare within a student mode that has baselines
+    by, how = _chooser(adaptive, valid)
+    score = (lambda e: valid[e["model"]]) if by == VALID else (lambda e: e["metrics"][METRIC])
+    best = max(adaptive, key=lambda e: (score(e), e["model"]))
+    t_ndcg = teacher["metrics"][METRIC]
+    k_ok = k in {math.floor(quarter), math.ceil(quarter)}
+    h.notes.append(
+        f"Best adaptive student at k = {k} of L = {n_layers}"
+        + (f" ({best['mode']} mode)" if best.get("mode") else "")
+        + f": {best['model']} "
+        f"({', '.join(selection_label(s) for s in best['selections'])}), "
+        f"retention {best['metrics'][METRIC] / t_ndcg:.3f} ({how})."
+    )
+    if len(ks) > 1:
+        h.notes.append(f"k values with students: {ks}; H3 uses the one closest to L/4.")
+    if not k_ok:
+        h.notes.append(
+            f"No k run is L/4 = {quarter:g} (rounded): the claim cannot be tested with this "
+            f"config; the comparison below is at k = {k}."
+        )
+    rows = _h3_rows(evals, cmp, best, t_ndcg)
+    h.table = pd.DataFrame(rows)
+    states = [r["status"] for r in rows]
+    missing = [r["baseline"] for r in rows if r["status"].startswith("missing")]
+    if missing:
+        h.notes.append(f"Baseline(s) missing, not tested: {', '.join(missing)}.")
+    same = [r["baseline"] for r in rows if r["status"] == "same model"]
+    if same:
+        h.notes.append(
+            f"The best adaptive selection kept the same layers as {', '.join(same)}: "
+            "no gain from the importance scores there."
+        )
+    tested = [s for s in states if not s.startswith("missing")]
+    if not tested:
+        verdict = "untestable"
+    elif all(s == "holds" for s in tested):
+        verdict = "partly" if missing else "holds"
+    else:
+        verdict = "does not hold"
+    h.verdict = verdict if k_ok else "untestable"
+    if not k_ok and tested:
+        h.notes.append(f"At k = {k} the comparison says: {verdict}.")
+    return h
+
+
+def hypotheses(
+    evals: list[Record],
+    scores: dict[str, Record],
+    cmp: pd.DataFrame,
+    validation: pd.DataFrame | None,
+    valid: dict[str, float] | None = None,
+    *,
+    n_boot: int,
+    seed: int,
+) -> list[Hypothesis]:
+    """R, H1, H2 and H3, in report order. ``valid`` maps a student's model name to its
+    validation NDCG@5 (used to choose the "best" students without looking at the test set)."""
+    return [
+        reference_check(evals, cmp),
+        h1(scores),
+        h2(evals, validation, valid, n_boot=n_boot, seed=seed),
+        h3(evals, cmp, valid),
+    ]

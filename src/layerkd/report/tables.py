@@ -1,0 +1,374 @@
+"""The report of one dataset: summary tables, paired comparisons, hypotheses and plots.
+
+Outputs (``results/{dataset}/report/``):
+
+* ``summary.csv`` / ``summary.json`` - one row per (model, selection): a student chosen by several
+  (method, strategy) pairs appears once per pair with the same numbers, so the table can be
+  filtered by method. Every ranking metric with its bootstrap 95% interval, rating metrics,
+  parameters, latency, throughput, retention, speedup and the NDCG@5 paired tests against the
+  teacher, most-popular and the score-free baselines (``d_vs_*``, ``p_vs_*``, ``sig_vs_*``).
+* ``summary.md`` / ``summary.html`` - the same, one row per model, then the hypotheses.
+* ``comparisons.csv`` - every paired test on every metric; ``hypotheses.json``.
+* ``plots/*.png`` - see :mod:`layerkd.plots`.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from layerkd.evaluation.metrics import RANKING_KEYS
+from layerkd.evaluation.significance import (
+    comparison_table,
+    is_adaptive,
+    pool_seeds,
+    selection_label,
+)
+from layerkd.io import atomic_path, read_json, write_json
+from layerkd.records import Record
+from layerkd.report.hypotheses import Hypothesis, hypotheses
+
+METRICS = RANKING_KEYS
+KEY = "ndcg@5"
+ROLE_ORDER = {"teacher": 0, "adaptive": 1, "baseline": 2, "reference": 3}
+MARK = {"better": "▲", "worse": "▼", "ns": "", "same": "="}
+VERSUS_ORDER = {"teacher": 0, "popular": 1, "random": 2}
+VERSUS_NAME = {"popular": "most-popular", "random": "random ranker"}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReportInputs:
+    """Every file the report reads (paths as the report rule lists them)."""
+
+    evals: list[Path]
+    scores: list[Path] = field(default_factory=list)
+    selections: list[Path] = field(default_factory=list)
+    finetune_log: Path | None = None
+    train_logs: list[Path] = field(default_factory=list)
+    validation: Path | None = None
+
+
+def role(rec: Record) -> str:
+    """``teacher``, ``adaptive`` (student of an importance method), ``baseline`` (student of
+    score-free baselines only) or ``reference`` (random / most-popular ranker)."""
+    if rec["kind"] == "student":
+        return "adaptive" if is_adaptive(rec) else "baseline"
+    return rec["kind"]
+
+
+def _popular_flag(sig: str | None, diff: float | None) -> str:
+    if sig is None:
+        return ""
+    if sig == "better":
+        return ""
+    if diff is not None and diff > 0:
+        return "not significantly above most-popular"
+    return "does not beat most-popular"
+
+
+def attach_selections(evals: list[Record], selections: list[Record]) -> list[Record]:
+    """Credit each student to every selection that kept its layers, not only the distilled
+    ones (``selection.distill``): a selection that chose a distilled layer set shares that
+    student. Returns new records; the inputs are not changed."""
+    by_set: dict[str, list[dict[str, Any]]] = {}
+    for sel in selections:
+        keep = {k: sel[k] for k in ("method", "strategy", "repeat") if k in sel}
+        by_set.setdefault(sel["layerset"], []).append(keep)
+    out = []
+    for e in evals:
+        extra = by_set.get(e.get("layerset") or "", [])
+        if e["kind"] != "student" or not extra:
+            out.append(e)
+            continue
+        sels = list(e.get("selections") or [])
+        seen = {selection_label(x) for x in sels}
+        sels += [x for x in extra if selection_label(x) not in seen]
+        out.append({**e, "selections": sels})
+    return out
+
+
+def validation_scores(finetune_log: Path | None, train_logs: list[Path]) -> dict[str, float]:
+    """Best validation NDCG@5 of the teacher and of each student (the checkpoint each keeps),
+    keyed by model name (``teacher``, ``student/{layerset}``)."""
+    out = {}
+    named = [("teacher", finetune_log)] + [(f"student/{p.parent.name}", p) for p in train_logs]
+    for name, path in named:
+        if path is not None:
+            col = pd.read_parquet(path, columns=["valid_ndcg@5"])["valid_ndcg@5"].dropna()
+            if not col.empty:
+                out[name] = float(col.max())
+    return out
+
+
+def summary_rows(
+    evals: list[Record], cmp: pd.DataFrame, valid: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """One row per (model, selection) with metrics, intervals, efficiency and NDCG@5 tests;
+    ``valid`` adds each model's validation NDCG@5."""
+    if len({e["candidates_sha256"] for e in evals}) != 1:
+        raise ValueError("models were evaluated on different test candidates")
+    teacher = next((e for e in evals if e["kind"] == "teacher"), None)
+    t_ndcg = teacher["metrics"][KEY] if teacher else float("nan")
+    t_lat = teacher.get("latency_ms_b1") if teacher else None
+    key_cmp = cmp[cmp["metric"] == KEY]
+    versus = sorted(set(key_cmp["versus"]), key=lambda v: (VERSUS_ORDER.get(v, 9), v))
+    rows = []
+    for e in evals:
+        sels = e.get("selections") or [{"method": None, "strategy": None}]
+        base: dict[str, Any] = {
+            "model": e["model"],
+            "kind": e["kind"],
+            "role": role(e),
+            "selections": "; ".join(selection_label(s) for s in e.get("selections") or []),
+            "layers": "-".join(map(str, e["layers"])) if e.get("layers") else None,
+            "n_layers": len(e["layers"]) if e.get("layers") else None,
+            "mode": e.get("mode"),
+            "seeds": ",".join(map(str, e.get("seeds") or [e.get("seed")]))
+            if e.get("seeds") or e.get("seed") is not None
+            else None,
+            "params": e.get("params"),
+        }
+        for m in METRICS:
+            base[m] = e["metrics"][m]
+            base[f"{m}_lo"], base[f"{m}_hi"] = e["ci"][m]
+        base["ndcg@5_seed_sd"] = (e.get("seed_sd") or {}).get(KEY)
+        base["valid_ndcg@5"] = (valid or {}).get(e["model"])
+        rating = e.get("rating") or {}
+        base["rating_rmse"], base["rating_accuracy"] = rating.get("rmse"), rating.get("accuracy")
+        base["retention"] = e["metrics"][KEY] / t_ndcg
+        lat = e.get("latency_ms_b1")
+        base["latency_ms_b1"], base["throughput_users_s"] = lat, e.get("throughput_users_s")
+        base["speedup"] = t_lat / lat if t_lat and lat else None
+        mine = key_cmp[key_cmp["model"] == e["model"]].set_index("versus")
+        for v in versus:
+            hit = v in mine.index
+            base[f"d_vs_{v}"] = mine.at[v, "diff"] if hit else None
+            base[f"p_vs_{v}"] = mine.at[v, "p_bootstrap"] if hit else None
+            base[f"sig_vs_{v}"] = mine.at[v, "verdict"] if hit else None
+        if e["kind"] != "reference":
+            base["flag"] = _popular_flag(base.get("sig_vs_popular"), base.get("d_vs_popular"))
+        for s in sels:
+            rows.append({**base, "method": s.get("method"), "strategy": s.get("strategy")})
+    df = pd.DataFrame(rows)
+    df["n_layers"] = df["n_layers"].astype("Int64")
+    front = ["model", "kind", "role", "method", "strategy"]
+    df = df[front + [c for c in df.columns if c not in front]]
+    df["_o"] = df["role"].map(ROLE_ORDER)
+    return df.sort_values(["_o", "model", "method"], na_position="first").drop(columns="_o")
+
+
+def _ci(v: float, lo: float, hi: float) -> str:
+    return f"{v:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def _num(v: Any, fmt: str) -> str:
+    return "" if v is None or pd.isna(v) else format(v, fmt)
+
+
+def _sig(row: pd.Series, v: str) -> str:
+    sig = row.get(f"sig_vs_{v}")
+    if sig is None or pd.isna(sig):
+        return ""
+    if sig == "same":
+        return "= (same model)"
+    return f"{row[f'd_vs_{v}']:+.4f} {MARK[sig]} (p={row[f'p_vs_{v}']:.3g})".replace("  ", " ")
+
+
+def display_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two display tables, one row per model: metrics with intervals; efficiency and tests."""
+    one = df.drop_duplicates("model")
+    models = pd.DataFrame(
+        {
+            "model": one["model"],
+            "selections": one["selections"],
+            "layers": one["layers"].fillna(""),
+            "mode": one["mode"].fillna(""),
+            "params": [_num(p, ",.0f") for p in one["params"]],
+        }
+    )
+    if one["seeds"].notna().any():
+        models.insert(4, "seeds", one["seeds"].fillna(""))
+    for m in METRICS:
+        models[m] = [_ci(*r) for r in one[[m, f"{m}_lo", f"{m}_hi"]].itertuples(index=False)]
+    eff = pd.DataFrame(
+        {
+            "model": one["model"],
+            "retention": [_num(v, ".3f") for v in one["retention"]],
+            "speedup": [_num(v, ".2f") for v in one["speedup"]],
+            "latency ms (b=1)": [_num(v, ".2f") for v in one["latency_ms_b1"]],
+            "users/s (b=32)": [_num(v, ",.0f") for v in one["throughput_users_s"]],
+            "rating RMSE": [_num(v, ".3f") for v in one["rating_rmse"]],
+            "valid NDCG@5": [_num(v, ".4f") for v in one["valid_ndcg@5"]],
+        }
+    )
+    if one["ndcg@5_seed_sd"].notna().any():
+        eff["NDCG@5 sd over seeds"] = [_num(v, ".4f") for v in one["ndcg@5_seed_sd"]]
+    for v in [c[len("sig_vs_") :] for c in one.columns if c.startswith("sig_vs_")]:
+        eff[f"vs {VERSUS_NAME.get(v, v)}"] = [_sig(r, v) for _, r in one.iterrows()]
+    eff["flag"] = one["flag"].fillna("") if "flag" in one else ""
+    return models.reset_index(drop=True), eff.reset_index(drop=True)
+
+
+LEGEND = (
+    "Intervals: percentile bootstrap 95% over users. `vs X`: NDCG@5 difference (model − X), "
+    "paired bootstrap p (two-sided, unadjusted, never below 2/(B+1) for B resamples; "
+    "Holm-adjusted values in comparisons.csv); "
+    "▲/▼ significantly better/worse at 0.05. Retention = NDCG@5 / teacher NDCG@5; "
+    "speedup = teacher latency / model latency at batch 1."
+)
+
+
+def to_markdown(df: pd.DataFrame, hyps: list[Hypothesis], dataset: str = "") -> str:
+    """``summary.md``: the two model tables, the legend and the hypotheses."""
+    models, eff = display_tables(df)
+    out = [f"# layerkd summary{f': {dataset}' if dataset else ''}", "", "## Models", ""]
+    out += [models.to_markdown(index=False), "", "## Efficiency and significance (NDCG@5)", ""]
+    out += [eff.to_markdown(index=False), "", LEGEND, "", "## Hypotheses", ""]
+    for h in hyps:
+        out += [f"### {h.key}. {h.title}: **{h.verdict}**", "", f"*Claim:* {h.claim}", ""]
+        out += [f"- {n}" for n in h.notes] + [""]
+        if h.table is not None and not h.table.empty:
+            table = h.table.astype(object).where(h.table.notna(), "")
+            out += [table.to_markdown(index=False, floatfmt=".4g"), ""]
+    return "\n".join(out) + "\n"
+
+
+CSS = (
+    "body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;"
+    "font-size:13px;margin:.5em 0 1.2em}th,td{border:1px solid #ccc;padding:3px 7px;"
+    "text-align:left}th{background:#f0f0f0}.v{font-weight:bold;padding:1px 6px;border-radius:4px}"
+    ".holds{background:#cfe8cf}.does{background:#f4c7c3}.partly,.untestable{background:#f6e7b0}"
+)
+
+
+def to_html(df: pd.DataFrame, hyps: list[Hypothesis], dataset: str = "") -> str:
+    """``summary.html``: a self-contained page for the Snakemake report."""
+    models, eff = display_tables(df)
+    esc = html.escape
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>layerkd summary {esc(dataset)}"
+        f"</title><style>{CSS}</style></head><body><h1>layerkd summary {esc(dataset)}</h1>",
+        "<h2>Models</h2>",
+        models.to_html(index=False, classes="summary", border=0),
+        "<h2>Efficiency and significance (NDCG@5)</h2>",
+        eff.to_html(index=False, border=0),
+        f"<p>{esc(LEGEND.replace('`', ''))}</p><h2>Hypotheses</h2>",
+    ]
+    for h in hyps:
+        cls = h.verdict.split()[0]
+        parts.append(
+            f"<h3>{esc(h.key)}. {esc(h.title)}: <span class='v {cls}'>{esc(h.verdict)}</span></h3>"
+            f"<p><i>Claim:</i> {esc(h.claim)}</p><ul>"
+            + "".join(f"<li>{esc(n)}</li>" for n in h.notes)
+            + "</ul>"
+        )
+        if h.table is not None and not h.table.empty:
+            parts.append(
+                h.table.to_html(index=False, border=0, na_rep="", float_format="{:.4g}".format)
+            )
+    return "\n".join(parts) + "\n</body></html>\n"
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts, missing values as ``null``."""
+    return df.astype(object).where(df.notna(), None).to_dict("records")
+
+
+def _write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_report(
+    inputs: ReportInputs,
+    out_dir: Path,
+    *,
+    plots_dir: Path | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    dataset: str = "",
+) -> pd.DataFrame:
+    """Write every report file of one dataset; return the summary table."""
+    selections = [read_json(p) for p in inputs.selections]
+    raw = attach_selections([read_json(p) for p in inputs.evals], selections)
+    evals = pool_seeds(raw, n_boot=n_boot, seed=seed)
+    scores = {(r := read_json(p))["method"]: r for p in inputs.scores}
+    validation = pd.read_csv(inputs.validation) if inputs.validation else None
+    valid = validation_scores(inputs.finetune_log, inputs.train_logs)
+    for e in evals:  # pooled seeds: the mean of their validation scores
+        got = [valid[m] for m in e.get("members", []) if m in valid]
+        if got:
+            valid[e["model"]] = float(sum(got) / len(got))
+    cmp = comparison_table(evals, METRICS, n_boot=n_boot, seed=seed)
+    df = summary_rows(evals, cmp, valid)
+    hyps = hypotheses(evals, scores, cmp, validation, valid, n_boot=n_boot, seed=seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "summary.csv") as tmp:
+        df.to_csv(tmp, index=False)
+    with atomic_path(out_dir / "comparisons.csv") as tmp:
+        cmp.to_csv(tmp, index=False)
+    write_json(out_dir / "summary.json", _records(df))
+    write_json(out_dir / "hypotheses.json", [h.to_dict() for h in hyps])
+    _write_text(out_dir / "summary.md", to_markdown(df, hyps, dataset))
+    _write_text(out_dir / "summary.html", to_html(df, hyps, dataset))
+    log.info("report: %d models, %d paired tests", df["model"].nunique(), len(cmp))
+    for h in hyps:
+        log.info("%s %s: %s", h.key, h.title, h.verdict)
+    if plots_dir is not None:
+        from layerkd.report.plots import write_plots
+
+        write_plots(
+            plots_dir,
+            evals=evals,
+            scores=scores,
+            selections=selections,
+            finetune_log=inputs.finetune_log,
+            train_logs=inputs.train_logs,
+            validation=validation,
+        )
+    return df
+
+
+def report_stage(
+    *,
+    evals: list[Path],
+    scores: list[Path],
+    selections: list[Path],
+    finetune_log: Path,
+    train_logs: list[Path],
+    validation: list[Path],
+    csv: Path,
+    md: Path,
+    json: Path,
+    html: Path,
+    comparisons: Path,
+    hypotheses: Path,
+    plots: Path,
+    dataset: str,
+    n_boot: int,
+    seed: int,
+) -> pd.DataFrame:
+    """The ``report`` rule: every report file of one dataset (``validation`` holds the
+    method-agreement table, or nothing when fewer than two methods are configured)."""
+    out_dir = csv.parent
+    names = {"summary.csv": csv, "summary.md": md, "summary.json": json, "summary.html": html,
+             "comparisons.csv": comparisons, "hypotheses.json": hypotheses}  # fmt: skip
+    wrong = [str(p) for n, p in names.items() if p != out_dir / n]
+    if wrong:
+        raise ValueError(f"report writes {sorted(names)} into one directory; got {wrong}")
+    inputs = ReportInputs(
+        evals=evals,
+        scores=scores,
+        selections=selections,
+        finetune_log=finetune_log,
+        train_logs=train_logs,
+        validation=validation[0] if validation else None,
+    )
+    return write_report(inputs, out_dir, plots_dir=plots, n_boot=n_boot, seed=seed, dataset=dataset)

@@ -1,0 +1,1 @@
+"""Layer selection: pure strategies (numpy scores in, layers out) and the selection names."""

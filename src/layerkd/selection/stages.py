@@ -1,0 +1,85 @@
+"""The selection stages as the pipeline calls them: one selection, then the distinct layer sets.
+
+Only file reading and writing around the pure strategies of :mod:`layerkd.selection.strategies`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from layerkd.io import read_json, write_json
+from layerkd.records import ChosenBy, LayersetRecord, SelectionRecord
+from layerkd.selection.names import SelectionName, layerset_id
+from layerkd.selection.strategies import select_layers
+
+
+def select_stage(
+    *, scores: list[Path], stats: Path, selection: Path, name: str, seed: int
+) -> SelectionRecord:
+    """Write the selection ``name`` (``{method}__{strategy}[-{r}]__k{k}``) to ``selection``.
+
+    ``scores`` holds the method's score file (none for the score-free baselines); ``stats`` is
+    ``teacher/cache_stats.npz`` (layer count, and angular distances for ``block``).
+    """
+    sel = SelectionName.parse(name)
+    with np.load(stats) as z:
+        n_layers = len(z["sum_fisher"])
+        angular = z["angular_distance"] if sel.strategy == "block" else None
+    normalised = None
+    if scores:
+        rec = read_json(scores[0])
+        normalised = np.asarray(rec["normalised"], dtype=float)  # ablation's raw can be < 0
+        n_layers = int(rec["n_layers"])
+    repeat = sel.repeat or 0
+    layers = select_layers(
+        sel.strategy,
+        sel.k,
+        n_layers,
+        normalised,
+        seed=seed,
+        repeat=repeat,
+        angular_distance=angular,
+        method=sel.method,
+    )
+    out: SelectionRecord = {
+        "method": sel.method,
+        "strategy": sel.strategy,
+        "repeat": repeat,
+        "k": sel.k,
+        "n_layers": n_layers,
+        "layers": layers,
+        "layerset": layerset_id(layers, n_layers),
+    }
+    write_json(selection, out)
+    return out
+
+
+def layersets_stage(
+    *,
+    selections: list[Path],
+    every_selection: list[Path],
+    layersets: Path,
+    distilled: list[str],
+) -> dict[str, list[ChosenBy]]:
+    """Group the ``selections`` named ``distilled`` by layer set: one ``{layerset}.json`` per
+    distinct set in ``layersets``, listing every (method, strategy) that chose it, so each
+    distinct set is distilled once; returns those lists by layer set id. (``every_selection``
+    is an input only so that the report's selections exist; it is not read here.)"""
+    if sorted(p.stem for p in selections) != sorted(distilled):
+        raise ValueError(f"layersets: selection files {selections} are not {distilled}")
+    groups: dict[str, LayersetRecord] = {}
+    for p in selections:
+        sel = read_json(p)
+        g = groups.setdefault(
+            sel["layerset"],
+            {"layerset": sel["layerset"], "layers": sel["layers"], "selections": []},
+        )
+        g["selections"].append(
+            {"method": sel["method"], "strategy": sel["strategy"], "repeat": sel.get("repeat", 0)}
+        )
+    layersets.mkdir(parents=True, exist_ok=True)
+    for name, g in sorted(groups.items()):
+        write_json(layersets / f"{name}.json", g)
+    return {name: g["selections"] for name, g in groups.items()}

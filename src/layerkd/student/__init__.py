@@ -1,0 +1,1 @@
+"""Students: build from selected teacher layers (keep or compact), distil offline."""

@@ -1,0 +1,1 @@
+"""Teacher stages: backbone and item features, task fine-tuning, the cached analysis pass."""

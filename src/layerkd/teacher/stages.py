@@ -1,0 +1,170 @@
+"""Teacher stages: prepare the backbone and item features, fine-tune, run the analysis pass.
+
+Every stage is keyword-only, its parameter names those of its rule's input, output and params.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from layerkd.io import atomic_dir, atomic_path, save_torch, write_json, write_parquet
+from layerkd.models.backbone import load_causal_lm, prepare_backbone
+from layerkd.models.checkpoint import file_digest, fingerprint
+from layerkd.models.recmodel import (
+    RecHeads,
+    RecModel,
+    encode_items,
+    load_features,
+    load_for_scoring,
+    save_recmodel,
+)
+from layerkd.models.samples import load_split
+from layerkd.runtime import device_of
+from layerkd.teacher.cache import (
+    block_distances,
+    calibration_pass,
+    merge_shards,
+    shard_indices,
+    train_pass,
+)
+from layerkd.teacher.finetune import FinetuneParams, finetune
+
+log = logging.getLogger(__name__)
+
+
+def prepare_teacher(
+    *,
+    item_table: Path,
+    backbone: Path,
+    features: Path,
+    model: str,
+    tiny: dict[str, Any],
+    max_item_tokens: int,
+    batch_size: int,
+    seed: int,
+    device: str,
+    dtype: str,
+    device_map: str | None,
+) -> dict[str, Any]:
+    """Save the base ``model`` as an HF directory ``backbone`` and encode every item text once
+    into ``features``."""
+    from transformers import AutoTokenizer
+
+    items = pd.read_parquet(item_table)
+    with atomic_dir(backbone) as tmp:
+        info = prepare_backbone(model, tmp, tiny=tiny, texts=items["text"].tolist(), seed=seed)
+        lm = load_causal_lm(tmp, device=device_of(device), dtype=dtype, device_map=device_map)
+        tok = AutoTokenizer.from_pretrained(str(tmp))
+        feats = encode_items(
+            lm, tok, items["text"].astype(str).tolist(), max_item_tokens, batch_size
+        )
+        write_json(tmp / "backbone.json", info)
+    save_torch(features, {"item_ids": items["item_id"].tolist(), "features": feats})
+    return info
+
+
+def finetune_teacher(
+    *,
+    backbone: Path,
+    features: Path,
+    item_table: Path,
+    samples: Path,
+    teacher: Path,
+    train_log: Path,
+    head_dim: int,
+    max_prompt_tokens: int,
+    seed: int,
+    finetune_cfg: dict[str, Any],
+    checkpoints: Path | None,
+    device: str,
+    dtype: str,
+    device_map: str | None,
+) -> pd.DataFrame:
+    """Fine-tune the base ``backbone`` with fresh heads on the task; save the merged model as
+    ``teacher`` and the log as ``train_log``. ``checkpoints`` (a directory, or None) makes the
+    run resumable after a kill.
+
+    Training keeps fp32 master weights on ``device`` (``dtype`` and ``device_map`` only set how
+    later steps load the teacher).
+    """
+    from transformers import AutoTokenizer
+
+    del dtype, device_map  # training is fp32 on one device; later steps load in dtype
+    items, frame = pd.read_parquet(item_table), pd.read_parquet(samples)
+    feats = load_features(features, items)
+    lm = load_causal_lm(backbone, device=device_of(device))
+    tok = AutoTokenizer.from_pretrained(str(backbone))
+    torch.manual_seed(seed)
+    heads = RecHeads(lm.config.hidden_size, feats.shape[1], len(items), head_dim)
+    model = RecModel(lm, heads.to(device), feats.to(device))
+    train = load_split(frame, items, tok, "train", max_prompt_tokens)
+    valid = load_split(frame, items, tok, "valid", max_prompt_tokens)
+    params = FinetuneParams(**{**finetune_cfg, "seed": seed})
+    fp = fingerprint(
+        file_digest(backbone / "config.json", backbone / "backbone.json", features, samples),
+        head_dim,
+        max_prompt_tokens,
+    )
+    ckpt_dir = Path(checkpoints) if checkpoints else None
+    model, log_frame = finetune(model, train, valid, params, ckpt_dir=ckpt_dir, fingerprint=fp)
+    n_layers = model.n_layers
+    meta = {"kind": "teacher", "layers": list(range(n_layers)), "teacher_layers": n_layers}
+    with atomic_dir(teacher) as tmp:
+        save_recmodel(model, tok, tmp, meta)
+    write_parquet(train_log, log_frame)
+    return log_frame
+
+
+def cache_shard(
+    *,
+    teacher: Path,
+    features: Path,
+    item_table: Path,
+    samples: Path,
+    shard: Path,
+    index: int,
+    n_shards: int,
+    batch_size: int,
+    max_prompt_tokens: int,
+    w_rating: float,
+    device: str,
+    dtype: str,
+    device_map: str | None,
+) -> None:
+    """Shard ``index`` of ``n_shards`` of the teacher pass, written to ``shard``: calibration
+    statistics and the teacher's outputs on the training samples."""
+    model, tok, items, frame, _ = load_for_scoring(
+        teacher, features, item_table, samples, device=device, dtype=dtype, device_map=device_map
+    )
+    calib = load_split(frame, items, tok, "calibration", max_prompt_tokens)
+    train = load_split(frame, items, tok, "train", max_prompt_tokens)
+    c_idx = shard_indices(len(calib), index, n_shards)
+    t_idx = shard_indices(len(train), index, n_shards)
+    stats = calibration_pass(model, calib.subset(c_idx), batch_size, w_rating)
+    stats["index"] = torch.tensor(c_idx, dtype=torch.long)
+    outputs = train_pass(model, train.subset(t_idx), batch_size)
+    save_torch(shard, {"calibration": stats, "train": outputs, "train_index": torch.tensor(t_idx)})
+
+
+def merge_cache(*, shards: list[Path], cache: Path, stats: Path, n_shards: int) -> None:
+    """Merge the ``shards`` into one ``cache`` (same result as a single shard), and write the
+    calibration statistics ``stats`` that scoring and selection read (NumPy only, no torch)."""
+    if len(shards) != n_shards:
+        raise ValueError(f"merge_cache: {len(shards)} shard files for teacher.shards={n_shards}")
+    merged = merge_shards([torch.load(p, weights_only=False) for p in shards])
+    save_torch(cache, merged)
+    calib = merged["calibration"]
+    arrays = {f"sum_{k}": v.double().numpy() for k, v in calib["sums"].items()}
+    with atomic_path(stats, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            n=np.array(calib["n"]),
+            angular_distance=block_distances(calib["last_states"]),
+            **arrays,
+        )
