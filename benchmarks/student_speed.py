@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
-from layerkd.models.recmodel import RecModel, load_recmodel
+from layerkd.config import load_config
+from layerkd.models.fit import FitParams, Run, step
+from layerkd.models.recmodel import RecModel, load_features, load_recmodel
 from layerkd.models.samples import SplitData, load_split
 from layerkd.models.train import epoch_order
 from layerkd.student.compact import load_alignment
-from layerkd.student.distill import Distiller, DistillParams
-from layerkd.models.recmodel import load_features
+from layerkd.student.distill import DistillParams, distill_setup
 
 
 @torch.no_grad()
@@ -75,17 +75,18 @@ def train_speed(
     model, _, meta = load_recmodel(init_dir, feats)
     align = load_alignment(init_dir, int(meta.get("teacher_hidden", 0)) or 1)
     keys = {k: v for k, v in cfg.items() if k not in ("seeds", "train_embeddings")}
-    p = DistillParams(**keys, train_embeddings=meta.get("init") == "random")
-    run = Distiller(model, meta["layers"], cache, train, train, p, align=align)
-    run.nets.train()
+    p = DistillParams(**keys, seed=0, train_embeddings=meta.get("init") == "random")
+    task, nets, params = distill_setup(model, meta["layers"], cache, train, train, p, align=align)
+    run = Run(nets, params, FitParams.of(p), len(train))
+    nets.train()
     order = epoch_order(len(train), p.batch_size, p.seed, 1)
     groups = [order[i : i + p.grad_accum] for i in range(0, len(order), p.grad_accum)]
-    run.step(groups[0])  # warm-up
+    step(task, run, groups[0])  # warm-up
     t0 = time.perf_counter()
     done = 0
     for s in range(steps):
         group = groups[(s + 1) % len(groups)]
-        run.step(group)
+        step(task, run, group)
         done += sum(len(g) for g in group)
     return done / (time.perf_counter() - t0)
 
@@ -104,7 +105,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = yaml.safe_load(args.config.read_text())
+    cfg = load_config(args.config)
     ds = args.dataset or cfg["datasets"][0]["name"]
     res, proc = Path("results") / ds, Path("data/processed") / ds
     items = pd.read_parquet(proc / "items.parquet")

@@ -21,11 +21,10 @@ import pandas as pd
 import torch
 
 from layerkd.models.backbone import decoder
-from layerkd.models.recmodel import load_recmodel, task_loss
+from layerkd.models.recmodel import load_features, load_recmodel, task_loss
 from layerkd.models.samples import load_split
 from layerkd.models.text import batches
 from layerkd.teacher.cache import calibration_pass
-from layerkd.models.recmodel import load_features
 
 
 def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 4096), repeats: int = 8) -> float:

@@ -10,14 +10,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from layerkd.config import ConfigError, check_config, selection_names, teacher_layers
+from layerkd.config import (
+    ConfigError,
+    check_config,
+    load_config,
+    selection_names,
+    teacher_layers,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
 def _base() -> dict:
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    """The default config as Snakemake runs it: validated, every schema default filled in."""
+    return load_config(REPO / "config" / "config.yaml")
 
 
 def _dry_run(tmp_path: Path, overlay: dict) -> subprocess.CompletedProcess:

@@ -33,12 +33,12 @@ AMAZON_2023 = {
 
 
 def test_llama3_config_is_valid_and_gpu_sized():
-    from layerkd.config import check_config
+    from layerkd.config import check_config, validate_config
 
     config = yaml.safe_load(CONFIG.read_text())
     schema = yaml.safe_load((REPO_ROOT / "config" / "schema.yaml").read_text())
     jsonschema.validate(config, schema)
-    check_config(config)
+    check_config(validate_config(config))
     teacher = config["teacher"]
     assert teacher["model"] == "meta-llama/Meta-Llama-3-8B"
     assert teacher["device"] == "cuda" and teacher["shards"] >= 2

@@ -12,6 +12,13 @@ from layerkd.config import settings
 from layerkd.io import read_json
 
 
+def _params(**kw) -> PrepareParams:
+    """Preparation settings: the schema defaults of ``data``, with the history length, training
+    samples per user and calibration size these tests were written for, then ``kw``."""
+    base = {"history_len": 8, "train_samples_per_user": 2, "n_calibration": 64}
+    return settings(PrepareParams, "data", **{**base, **kw})
+
+
 def _inter(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
 
@@ -51,7 +58,7 @@ def _tiny() -> tuple[pd.DataFrame, pd.DataFrame]:
     return _inter(rows), _items(list("abcdefghx"))
 
 
-TINY = settings(PrepareParams, "data", kcore=1, history_len=3, n_candidates=3, n_train_candidates=2,
+TINY = _params(kcore=1, history_len=3, n_candidates=3, n_train_candidates=2,
                      train_samples_per_user=2, n_calibration=2, seed=1)
 
 
@@ -84,7 +91,7 @@ def test_clean_dedup_and_leave_one_out_with_tie() -> None:
 def test_negatives_are_exactly_the_untouched_items_when_just_enough() -> None:
     # u touched a, x, c, b, d of the 9 items: the untouched ones are e, f, g, h
     inter, items = _tiny()
-    params = settings(PrepareParams, "data", kcore=1, history_len=3, n_candidates=4, n_train_candidates=4,
+    params = _params(kcore=1, history_len=3, n_candidates=4, n_train_candidates=4,
                            train_samples_per_user=2, n_calibration=0, seed=3)
     _, _, samples, _ = prepare(inter, items, params)
     for _, row in samples[samples["user_id"] == "u"].iterrows():
@@ -94,7 +101,7 @@ def test_negatives_are_exactly_the_untouched_items_when_just_enough() -> None:
 
 def test_too_few_untouched_items_raises_naming_user() -> None:
     inter, items = _tiny()
-    params = settings(PrepareParams, "data", kcore=1, n_candidates=5, n_train_candidates=2, seed=0)
+    params = _params(kcore=1, n_candidates=5, n_train_candidates=2, seed=0)
     with pytest.raises(ValueError, match=r"user 'u' .* 5 of 9 items, leaving 4 .* but 5"):
         prepare(inter, items, params)
 
@@ -102,7 +109,7 @@ def test_too_few_untouched_items_raises_naming_user() -> None:
 def test_nothing_left_after_kcore_raises() -> None:
     inter = _inter([("u", "a", 1.0, 1), ("u", "b", 2.0, 2), ("v", "a", 3.0, 3)])
     with pytest.raises(ValueError, match=r"no interactions left after the 5-core"):
-        prepare(inter, _items(["a", "b"]), settings(PrepareParams, "data"))
+        prepare(inter, _items(["a", "b"]), _params())
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +118,7 @@ def synth_prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple:
     generate(raw, "Synth", n_users=200, n_families=8, items_per_family=20, min_history=6,
              max_history=15, seed=4)
     out = tmp_path_factory.mktemp("processed")
-    stats = prepare_dataset(raw, "synthetic", "Synth", settings(PrepareParams, "data", n_candidates=50), out)
+    stats = prepare_dataset(raw, "synthetic", "Synth", _params(n_candidates=50), out)
     return out, stats
 
 
@@ -174,12 +181,12 @@ def test_deterministic_and_independent_of_input_order(synth_prepared: tuple) -> 
     out, _ = synth_prepared
     inter = pd.read_parquet(out / "interactions.parquet")
     items = pd.read_parquet(out / "items.parquet")
-    params = settings(PrepareParams, "data", n_candidates=50)
+    params = _params(n_candidates=50)
     a = prepare(inter, items, params)[2]
     shuffled = inter.sample(frac=1.0, random_state=0).reset_index(drop=True)
     b = prepare(shuffled, items.iloc[::-1], params)[2]
     pd.testing.assert_frame_equal(a, b)
-    c = prepare(inter, items, settings(PrepareParams, "data", n_candidates=50, seed=1))[2]
+    c = prepare(inter, items, _params(n_candidates=50, seed=1))[2]
     a, c = a[a["split"] != "calibration"], c[c["split"] != "calibration"]
     assert [list(h) for h in a["history"]] == [list(h) for h in c["history"]]
     assert [list(x) for x in a["candidates"]] != [list(x) for x in c["candidates"]]

@@ -21,7 +21,15 @@ from layerkd.data.sources import LoadOptions
 
 MAG = "amazon2018/Magazine_Subscriptions"
 CAT = "Magazine_Subscriptions"
-PARAMS = settings(PrepareParams, "data", n_candidates=49)  # 124 items survive; one user touched 28 of them
+def _params(**kw) -> PrepareParams:
+    """Preparation settings: the schema defaults of ``data``, with the history length, training
+    samples per user and calibration size these tests were written for, then ``kw``."""
+    base = {"history_len": 8, "train_samples_per_user": 2, "n_calibration": 64}
+    return settings(PrepareParams, "data", **{**base, **kw})
+
+
+PARAMS = _params(n_candidates=49)  # 124 items survive; one user touched 28 of them
+
 
 
 def _meta_expectations(meta_path: Path) -> dict[str, Any]:
@@ -125,8 +133,8 @@ def test_magazine_ratings_csv(shared_data: Path, tmp_path: Path, meta_expect: di
 def test_all_beauty_2023_csv_named_by_id(shared_data: Path, tmp_path: Path) -> None:
     raw = shared_data / "amazon2023/All_Beauty"
     with pytest.raises(ValueError, match="no item metadata"):
-        prepare_dataset(raw, "amazon2023_csv", "All_Beauty", settings(PrepareParams, "data"), tmp_path)
-    stats = prepare_dataset(raw, "amazon2023_csv", "All_Beauty", settings(PrepareParams, "data"), tmp_path,
+        prepare_dataset(raw, "amazon2023_csv", "All_Beauty", _params(), tmp_path)
+    stats = prepare_dataset(raw, "amazon2023_csv", "All_Beauty", _params(), tmp_path,
                             LoadOptions(allow_id_text=True))
     with open(raw / "All_Beauty.csv", newline="") as fh:
         rows = [(u, i, int(ts) // 1000) for u, i, _, ts in list(csv.reader(fh))[1:]]

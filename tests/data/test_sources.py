@@ -18,6 +18,13 @@ from layerkd.data.sources import LoadOptions, load_raw, raw_files, raw_urls
 SPAN = '<span class="a-size-medium a-color-secondary"'
 
 
+def _params(**kw) -> PrepareParams:
+    """Preparation settings: the schema defaults of ``data``, with the history length, training
+    samples per user and calibration size these tests were written for, then ``kw``."""
+    base = {"history_len": 8, "train_samples_per_user": 2, "n_calibration": 64}
+    return settings(PrepareParams, "data", **{**base, **kw})
+
+
 def _gz_lines(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(path, "wt", encoding="utf-8") as fh:
@@ -176,7 +183,7 @@ def test_loaded_2023_fixture_goes_through_prepare(tmp_path: Path) -> None:
     _gz_lines(tmp_path / "meta_C.jsonl.gz", [json.dumps(_meta23(f"P{i}", f"Item {i}"))
                                               for i in range(9)])
     inter, items, _ = load_raw(tmp_path, "amazon2023", "C")
-    params = settings(PrepareParams, "data", kcore=2, n_candidates=4, n_train_candidates=3, n_calibration=0)
+    params = _params(kcore=2, n_candidates=4, n_train_candidates=3, n_calibration=0)
     _, df, samples, stats = prepare(inter, items, params)
     assert stats["users"] == 6 and stats["interactions"] == 30
     test_u0 = samples[(samples["user_id"] == "u0") & (samples["split"] == "test")].iloc[0]

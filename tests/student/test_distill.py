@@ -171,13 +171,13 @@ def test_frozen_embeddings_stay_put_and_bf16_autocast_runs_on_cpu():
 
 
 def test_validation_subset_is_fixed_and_used():
-    from layerkd.student.distill import Distiller
+    from layerkd.student.distill import distill_setup
     from tests.tiny import tiny_model, tiny_split
 
     student, _ = tiny_model(seed=0)
     teacher = {"scores": torch.randn(8, 5), "hidden": torch.randn(8, 4, 32)}
     runs = [
-        Distiller(student, [0, 1], teacher, tiny_split(n=8), tiny_split(n=9, seed=2), p)
+        distill_setup(student, [0, 1], teacher, tiny_split(n=8), tiny_split(n=9, seed=2), p)[0]
         for p in (_params(valid_samples=4, seed=1), _params(valid_samples=4, seed=2))
     ]
     assert len(runs[0].valid) == 4 and runs[0].valid.user_ids == runs[1].valid.user_ids

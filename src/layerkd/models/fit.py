@@ -71,8 +71,9 @@ class Task(Protocol):
         ...
 
 
-class _Run:
-    """The weights, optimiser and run state of one :func:`fit` call."""
+class Run:
+    """The trainable weights (by name in ``module``), optimiser, schedule and run state of one
+    :func:`fit` call."""
 
     def __init__(self, module: nn.Module, params: list[nn.Parameter], p: FitParams, n: int):
         names = {id(prm): name for name, prm in module.named_parameters()}
@@ -113,8 +114,9 @@ class _Run:
         self.sched.load_state_dict(ckpt["scheduler"])
 
 
-def _step(task: Task, run: _Run, group: list[list[int]]) -> dict[str, float]:
-    """One optimiser step over the micro-batches ``group``: the lr used and the mean terms."""
+def step(task: Task, run: Run, group: list[list[int]]) -> dict[str, float]:
+    """One optimiser step over the micro-batches ``group`` (lists of training-sample indices):
+    returns the lr used and the step's mean loss terms (benchmarks time this alone)."""
     n = sum(len(g) for g in group)
     sums: dict[str, float] = {}
     run.opt.zero_grad(set_to_none=True)
@@ -132,7 +134,7 @@ def _step(task: Task, run: _Run, group: list[list[int]]) -> dict[str, float]:
     return {"lr": lr, **sums}
 
 
-def _evaluate(task: Task, run: _Run) -> None:
+def _evaluate(task: Task, run: Run) -> None:
     r = run.state
     ndcg = task.evaluate()
     r["rows"].append({"epoch": r["epoch"], "step": r["step"], "valid_ndcg@5": ndcg})
@@ -161,7 +163,7 @@ def fit(
     """Train ``params`` (parameters of ``module``, in this order) on ``task`` over ``n_train``
     training samples; resume from ``ckpt_dir`` when it holds a checkpoint of the same
     ``fingerprint`` (settings and inputs); load the best weights; return the training log."""
-    run = _Run(module, params, p, n_train)
+    run = Run(module, params, p, n_train)
     fp = f"{fingerprint or 'none'}:{sorted(vars(p).items())}"
     ckpt = load_checkpoint(ckpt_dir, fp) if ckpt_dir is not None else None
     if ckpt is not None:
@@ -182,7 +184,7 @@ def fit(
         order = epoch_order(n_train, p.batch_size, p.seed, r["epoch"])
         while r["batch_pos"] < len(order) and not r["stopped"]:
             group = order[r["batch_pos"] : r["batch_pos"] + p.grad_accum]
-            row = _step(task, run, group)
+            row = step(task, run, group)
             r["batch_pos"] += len(group)
             r["step"] += 1
             r["rows"].append({"epoch": r["epoch"], "step": r["step"], **row})

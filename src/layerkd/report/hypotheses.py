@@ -16,54 +16,26 @@ Each hypothesis is a :class:`Hypothesis` with a verdict (``holds``, ``does not h
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from layerkd.evaluation.significance import baseline_students, compare, is_adaptive, selection_label
+from layerkd.evaluation.significance import compare, is_adaptive, selection_label
 from layerkd.importance.scores import upper_lower_ratio
 from layerkd.records import Record
+from layerkd.report.retention import h3
+from layerkd.report.verdict import METRIC, VALID, Hypothesis, chooser, paired_row
 
 __all__ = ["H1_RANGE", "Hypothesis", "h1", "h2", "h3", "hypotheses", "reference_check"]
 
 H1_RANGE = (3.8, 8.5)
-H3_BASELINES = ("first_k", "uniform", "random")
-METRIC = "ndcg@5"
-VALID = "valid_ndcg@5"
-
-
-@dataclass
-class Hypothesis:
-    """One hypothesis: what is claimed, what the run says, and the numbers behind it."""
-
-    key: str
-    title: str
-    claim: str
-    verdict: str
-    notes: list[str] = field(default_factory=list)
-    table: pd.DataFrame | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (the table as records)."""
-        t = None if self.table is None else self.table.replace([np.inf, -np.inf], np.nan)
-        rows = None if t is None else t.astype(object).where(t.notna(), None).to_dict("records")
-        return {k: getattr(self, k) for k in ("key", "title", "claim", "verdict", "notes")} | {
-            "table": rows
-        }
-
-
-def _row(cmp: pd.DataFrame, model: str, versus: str) -> pd.Series | None:
-    hit = cmp[(cmp["model"] == model) & (cmp["versus"] == versus) & (cmp["metric"] == METRIC)]
-    return None if hit.empty else hit.iloc[0]
 
 
 def reference_check(evals: list[Record], cmp: pd.DataFrame) -> Hypothesis:
     """R: does the teacher beat the most-popular ranker on NDCG@5?"""
     h = Hypothesis("R", "Teacher vs most-popular", "The teacher beats most-popular.", "untestable")
     teacher = next((e for e in evals if e["kind"] == "teacher"), None)
-    row = None if teacher is None else _row(cmp, teacher["model"], "popular")
+    row = None if teacher is None else paired_row(cmp, teacher["model"], "popular")
     if row is None:
         h.notes.append("No teacher or no most-popular ranker was evaluated.")
         return h
@@ -120,20 +92,12 @@ def h1(scores: dict[str, Record]) -> Hypothesis:
     return h
 
 
-def _chooser(students: list[Record], valid: dict[str, float] | None) -> tuple[str, str]:
-    """The column students are ranked by, and a note saying which: validation NDCG@5 when
-    every student has one (so the test numbers of the chosen one stay unbiased), else test."""
-    if valid and all(e["model"] in valid for e in students):
-        return VALID, "chosen on validation NDCG@5; test numbers reported"
-    return METRIC, "chosen on test NDCG@5 (no validation scores): optimistic choice"
-
-
 def _best_per_method(
     evals: list[Record], teacher_ndcg: float, valid: dict[str, float] | None
 ) -> tuple[pd.DataFrame, str, str]:
     """Each importance method's best student at each k (best first within a k)."""
     students = [e for e in evals if e["kind"] == "student" and is_adaptive(e)]
-    by, how = _chooser(students, valid)
+    by, how = chooser(students, valid)
     rows = [
         {
             "k": len(rec["layers"]),
@@ -252,109 +216,6 @@ def h2(
                 f"{closest} is first at k = {', '.join(map(str, unclear))} without a clear "
                 "margin (a tie, no other method, or a difference that is not significant)."
             )
-    return h
-
-
-def _status(verdict: str) -> str:
-    return {"better": "holds", "worse": "does not hold", "same": "same model"}.get(
-        verdict, "not significant"
-    )
-
-
-def _h3_rows(
-    evals: list[Record], cmp: pd.DataFrame, best: Record, t_ndcg: float
-) -> list[dict[str, Any]]:
-    """One row per baseline (each random repeat apart): retention of both and the test."""
-    rows: list[dict[str, Any]] = []
-    bases = baseline_students(evals)
-    for name in H3_BASELINES:
-        found = sorted(b for b in bases if b == name or b.startswith(f"{name}-"))
-        if not found:
-            rows.append({"baseline": name, "status": "missing"})
-        for b in found:
-            row = _row(cmp, best["model"], b)
-            if row is None:
-                rows.append({"baseline": b, "status": "missing (at this k)"})
-                continue
-            rows.append(
-                {
-                    "baseline": b,
-                    "baseline_model": row["versus_model"],
-                    "retention_adaptive": row["mean"] / t_ndcg,
-                    "retention_baseline": row["mean_versus"] / t_ndcg,
-                    "diff_ndcg@5": row["diff"],
-                    "p_bootstrap": row["p_bootstrap"],
-                    "p_wilcoxon": row["p_wilcoxon"],
-                    "status": _status(row["verdict"]),
-                }
-            )
-    return rows
-
-
-def h3(evals: list[Record], cmp: pd.DataFrame, valid: dict[str, float] | None = None) -> Hypothesis:
-    """H3: retention of the best adaptive selection vs the score-free baselines at the k
-    closest to L/4 (``untestable`` when no k run is L/4 rounded either way)."""
-    h = Hypothesis(
-        "H3",
-        "Adaptive selection beats score-free baselines at k = L/4",
-        "At k = L/4 the best importance-driven student retains more of the teacher's NDCG@5 "
-        "than first_k, uniform and random.",
-        "untestable",
-    )
-    teacher = next((e for e in evals if e["kind"] == "teacher"), None)
-    adaptive = [e for e in evals if e["kind"] == "student" and is_adaptive(e)]
-    if teacher is None or not adaptive:
-        h.notes.append("Needs a teacher and at least one importance-driven student.")
-        return h
-    n_layers = int(teacher.get("teacher_layers") or len(teacher.get("layers") or []))
-    quarter = n_layers / 4
-    ks = sorted({len(e["layers"]) for e in adaptive})
-    k = min(ks, key=lambda v: (abs(v - quarter), v))
-    adaptive = [e for e in adaptive if len(e["layers"]) == k]
-    bases = [b for bs in baseline_students(evals).values() for b in bs if len(b["layers"]) == k]
-    with_base = [e for e in adaptive if e.get("mode") in {b.get("mode") for b in bases}]
-    adaptive = with_base or adaptive  # compare within a student mode that has baselines
-    by, how = _chooser(adaptive, valid)
-    score = (lambda e: valid[e["model"]]) if by == VALID else (lambda e: e["metrics"][METRIC])
-    best = max(adaptive, key=lambda e: (score(e), e["model"]))
-    t_ndcg = teacher["metrics"][METRIC]
-    k_ok = k in {math.floor(quarter), math.ceil(quarter)}
-    h.notes.append(
-        f"Best adaptive student at k = {k} of L = {n_layers}"
-        + (f" ({best['mode']} mode)" if best.get("mode") else "")
-        + f": {best['model']} "
-        f"({', '.join(selection_label(s) for s in best['selections'])}), "
-        f"retention {best['metrics'][METRIC] / t_ndcg:.3f} ({how})."
-    )
-    if len(ks) > 1:
-        h.notes.append(f"k values with students: {ks}; H3 uses the one closest to L/4.")
-    if not k_ok:
-        h.notes.append(
-            f"No k run is L/4 = {quarter:g} (rounded): the claim cannot be tested with this "
-            f"config; the comparison below is at k = {k}."
-        )
-    rows = _h3_rows(evals, cmp, best, t_ndcg)
-    h.table = pd.DataFrame(rows)
-    states = [r["status"] for r in rows]
-    missing = [r["baseline"] for r in rows if r["status"].startswith("missing")]
-    if missing:
-        h.notes.append(f"Baseline(s) missing, not tested: {', '.join(missing)}.")
-    same = [r["baseline"] for r in rows if r["status"] == "same model"]
-    if same:
-        h.notes.append(
-            f"The best adaptive selection kept the same layers as {', '.join(same)}: "
-            "no gain from the importance scores there."
-        )
-    tested = [s for s in states if not s.startswith("missing")]
-    if not tested:
-        verdict = "untestable"
-    elif all(s == "holds" for s in tested):
-        verdict = "partly" if missing else "holds"
-    else:
-        verdict = "does not hold"
-    h.verdict = verdict if k_ok else "untestable"
-    if not k_ok and tested:
-        h.notes.append(f"At k = {k} the comparison says: {verdict}.")
     return h
 
 

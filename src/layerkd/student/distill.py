@@ -200,6 +200,28 @@ class _DistillTask:
             return distill_loss(out, rating, t_scores, s_hidden, t_hidden, self.p)
 
 
+def distill_setup(
+    student: RecModel,
+    kept: list[int],
+    teacher_out: dict[str, torch.Tensor],
+    train: SplitData,
+    valid: SplitData,
+    p: DistillParams,
+    *,
+    align: nn.ModuleList | None = None,
+    device: str = "cpu",
+) -> tuple[_DistillTask, nn.ModuleDict, list[nn.Parameter]]:
+    """The task, the modules (student and alignment maps, on ``device``) and the ordered
+    trainable parameters of one distillation run, as :func:`~layerkd.models.fit.fit` takes
+    them."""
+    align = align if align is not None else nn.ModuleList()
+    dev = torch.device(device)
+    nets = nn.ModuleDict({"student": student, "align": align}).to(dev)
+    set_trainable(student, bool(p.train_embeddings))
+    task = _DistillTask(student, kept, teacher_out, train, valid, p, align, dev)
+    return task, nets, [prm for prm in nets.parameters() if prm.requires_grad]
+
+
 def distill(
     student: RecModel,
     kept: list[int],
@@ -215,12 +237,9 @@ def distill(
 ) -> tuple[RecModel, pd.DataFrame]:
     """Train ``student`` (layers = teacher layers ``kept``) against cached teacher outputs;
     returns the best student (by validation NDCG@5) and the per-step/per-eval log."""
-    align = align if align is not None else nn.ModuleList()
-    dev = torch.device(device)
-    nets = nn.ModuleDict({"student": student, "align": align}).to(dev)
-    set_trainable(student, bool(p.train_embeddings))
-    task = _DistillTask(student, kept, teacher_out, train, valid, p, align, dev)
-    params = [prm for prm in nets.parameters() if prm.requires_grad]
+    task, nets, params = distill_setup(
+        student, kept, teacher_out, train, valid, p, align=align, device=device
+    )
     fp = f"{fingerprint or 'none'}:{sorted(asdict(p).items())}"
     frame = fit(
         task,

@@ -1,0 +1,119 @@
+"""H3 - at k = L/4 the best importance-driven selection retains more of the teacher's NDCG@5
+than the ``first_k``, ``uniform`` and ``random`` baselines (paired test on NDCG@5, which is the
+test of retention since the teacher's NDCG@5 is a common factor)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from layerkd.evaluation.significance import baseline_students, is_adaptive, selection_label
+from layerkd.records import Record
+from layerkd.report.verdict import METRIC, VALID, Hypothesis, chooser, paired_row
+
+H3_BASELINES = ("first_k", "uniform", "random")
+
+
+def _status(verdict: str) -> str:
+    return {"better": "holds", "worse": "does not hold", "same": "same model"}.get(
+        verdict, "not significant"
+    )
+
+
+def _h3_rows(
+    evals: list[Record], cmp: pd.DataFrame, best: Record, t_ndcg: float
+) -> list[dict[str, Any]]:
+    """One row per baseline (each random repeat apart): retention of both and the test."""
+    rows: list[dict[str, Any]] = []
+    bases = baseline_students(evals)
+    for name in H3_BASELINES:
+        found = sorted(b for b in bases if b == name or b.startswith(f"{name}-"))
+        if not found:
+            rows.append({"baseline": name, "status": "missing"})
+        for b in found:
+            row = paired_row(cmp, best["model"], b)
+            if row is None:
+                rows.append({"baseline": b, "status": "missing (at this k)"})
+                continue
+            rows.append(
+                {
+                    "baseline": b,
+                    "baseline_model": row["versus_model"],
+                    "retention_adaptive": row["mean"] / t_ndcg,
+                    "retention_baseline": row["mean_versus"] / t_ndcg,
+                    "diff_ndcg@5": row["diff"],
+                    "p_bootstrap": row["p_bootstrap"],
+                    "p_wilcoxon": row["p_wilcoxon"],
+                    "status": _status(row["verdict"]),
+                }
+            )
+    return rows
+
+
+def h3(evals: list[Record], cmp: pd.DataFrame, valid: dict[str, float] | None = None) -> Hypothesis:
+    """H3: retention of the best adaptive selection vs the score-free baselines at the k
+    closest to L/4 (``untestable`` when no k run is L/4 rounded either way)."""
+    h = Hypothesis(
+        "H3",
+        "Adaptive selection beats score-free baselines at k = L/4",
+        "At k = L/4 the best importance-driven student retains more of the teacher's NDCG@5 "
+        "than first_k, uniform and random.",
+        "untestable",
+    )
+    teacher = next((e for e in evals if e["kind"] == "teacher"), None)
+    adaptive = [e for e in evals if e["kind"] == "student" and is_adaptive(e)]
+    if teacher is None or not adaptive:
+        h.notes.append("Needs a teacher and at least one importance-driven student.")
+        return h
+    n_layers = int(teacher.get("teacher_layers") or len(teacher.get("layers") or []))
+    quarter = n_layers / 4
+    ks = sorted({len(e["layers"]) for e in adaptive})
+    k = min(ks, key=lambda v: (abs(v - quarter), v))
+    adaptive = [e for e in adaptive if len(e["layers"]) == k]
+    bases = [b for bs in baseline_students(evals).values() for b in bs if len(b["layers"]) == k]
+    with_base = [e for e in adaptive if e.get("mode") in {b.get("mode") for b in bases}]
+    adaptive = with_base or adaptive  # compare within a student mode that has baselines
+    by, how = chooser(adaptive, valid)
+    score = (lambda e: valid[e["model"]]) if by == VALID else (lambda e: e["metrics"][METRIC])
+    best = max(adaptive, key=lambda e: (score(e), e["model"]))
+    t_ndcg = teacher["metrics"][METRIC]
+    k_ok = k in {math.floor(quarter), math.ceil(quarter)}
+    h.notes.append(
+        f"Best adaptive student at k = {k} of L = {n_layers}"
+        + (f" ({best['mode']} mode)" if best.get("mode") else "")
+        + f": {best['model']} "
+        f"({', '.join(selection_label(s) for s in best['selections'])}), "
+        f"retention {best['metrics'][METRIC] / t_ndcg:.3f} ({how})."
+    )
+    if len(ks) > 1:
+        h.notes.append(f"k values with students: {ks}; H3 uses the one closest to L/4.")
+    if not k_ok:
+        h.notes.append(
+            f"No k run is L/4 = {quarter:g} (rounded): the claim cannot be tested with this "
+            f"config; the comparison below is at k = {k}."
+        )
+    rows = _h3_rows(evals, cmp, best, t_ndcg)
+    h.table = pd.DataFrame(rows)
+    states = [r["status"] for r in rows]
+    missing = [r["baseline"] for r in rows if r["status"].startswith("missing")]
+    if missing:
+        h.notes.append(f"Baseline(s) missing, not tested: {', '.join(missing)}.")
+    same = [r["baseline"] for r in rows if r["status"] == "same model"]
+    if same:
+        h.notes.append(
+            f"The best adaptive selection kept the same layers as {', '.join(same)}: "
+            "no gain from the importance scores there."
+        )
+    tested = [s for s in states if not s.startswith("missing")]
+    if not tested:
+        verdict = "untestable"
+    elif all(s == "holds" for s in tested):
+        verdict = "partly" if missing else "holds"
+    else:
+        verdict = "does not hold"
+    h.verdict = verdict if k_ok else "untestable"
+    if not k_ok and tested:
+        h.notes.append(f"At k = {k} the comparison says: {verdict}.")
+    return h

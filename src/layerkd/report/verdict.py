@@ -1,0 +1,48 @@
+"""What every hypothesis of the report shares: the :class:`Hypothesis` record, the paired
+test between two models, and how the best student is chosen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from layerkd.records import Record
+
+METRIC = "ndcg@5"
+VALID = "valid_ndcg@5"
+
+
+@dataclass
+class Hypothesis:
+    """One hypothesis: what is claimed, what the run says, and the numbers behind it."""
+
+    key: str
+    title: str
+    claim: str
+    verdict: str
+    notes: list[str] = field(default_factory=list)
+    table: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the table as records)."""
+        t = None if self.table is None else self.table.replace([np.inf, -np.inf], np.nan)
+        rows = None if t is None else t.astype(object).where(t.notna(), None).to_dict("records")
+        return {k: getattr(self, k) for k in ("key", "title", "claim", "verdict", "notes")} | {
+            "table": rows
+        }
+
+
+def paired_row(cmp: pd.DataFrame, model: str, versus: str) -> pd.Series | None:
+    hit = cmp[(cmp["model"] == model) & (cmp["versus"] == versus) & (cmp["metric"] == METRIC)]
+    return None if hit.empty else hit.iloc[0]
+
+
+def chooser(students: list[Record], valid: dict[str, float] | None) -> tuple[str, str]:
+    """The column students are ranked by, and a note saying which: validation NDCG@5 when
+    every student has one (so the test numbers of the chosen one stay unbiased), else test."""
+    if valid and all(e["model"] in valid for e in students):
+        return VALID, "chosen on validation NDCG@5; test numbers reported"
+    return METRIC, "chosen on test NDCG@5 (no validation scores): optimistic choice"
