@@ -25,6 +25,7 @@ smoke: install  ## the whole DAG on a tiny random Llama in about two minutes
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/snakemake --lint
 
 test: lint  ## lint + every test, including a full smoke workflow run

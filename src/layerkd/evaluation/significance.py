@@ -24,6 +24,7 @@ import pandas as pd
 
 from layerkd.evaluation.stats import bootstrap_ci, paired_bootstrap, wilcoxon
 from layerkd.records import Record
+from layerkd.selection.names import SelectionName, StudentName
 
 __all__ = [
     "ALPHA",
@@ -47,10 +48,7 @@ REFERENCES = ("popular", "random")
 
 def selection_label(sel: dict[str, Any]) -> str:
     """``method/strategy`` of one selection; random repeats read ``none/random-r``."""
-    strategy = sel["strategy"]
-    if strategy == "random":
-        strategy = f"random-{sel.get('repeat', 0)}"
-    return f"{sel['method']}/{strategy}"
+    return SelectionName.of(sel).label
 
 
 def baseline_label(sel: dict[str, Any]) -> str | None:
@@ -203,7 +201,8 @@ def _pool(group: list[Record], n_boot: int, seed: int) -> Record:
     metrics = list(first["per_user"])
     per_user = {m: np.mean([paired_arrays(first, g, m)[1] for g in group], axis=0) for m in metrics}
     means = {m: [g["metrics"][m] for g in group] for m in metrics}
-    name = first["model"].rsplit("__s", 1)[0]
+    kind, _, stem = first["model"].rpartition("/")  # student/{layerset}__{mode}__s{seed}
+    name = f"{kind}/{StudentName.parse(stem).pooled}" if kind else StudentName.parse(stem).pooled
     rating = [g.get("rating") or {} for g in group]
     return {
         **first,

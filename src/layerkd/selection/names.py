@@ -1,6 +1,8 @@
 """Names of layer sets and selections: the one place that formats and parses them.
 
 * A layer set is named by its sorted kept layers, ``[0, 8, 31] -> "L00-08-31"``.
+* A student is named ``{layerset}__{mode}__s{seed}`` (:class:`StudentName`): one per distinct
+  layer set, student mode and distillation seed.
 * A selection is named ``{method}__{strategy}[-{repeat}]__k{k}`` (a file stem and a Snakemake
   target): the score-free baselines use the pseudo-method ``none``, and only the ``random``
   baseline carries a repeat (``none__random-1__k8``). Its ``pair`` ``{method}__{strategy}``
@@ -16,12 +18,13 @@ from typing import Any
 
 from layerkd.selection.strategies import SelectionError
 
-__all__ = ["SelectionName", "layerset_id", "parse_layerset_id"]
+__all__ = ["SelectionName", "StudentName", "layerset_id", "parse_layerset_id"]
 
 _NAME_RE = re.compile(
     r"(?P<method>[a-z_]+)__(?P<strategy>[a-z_]+)(?:-(?P<repeat>\d+))?__k(?P<k>\d+)"
 )
 _REPEATED = ("random",)
+_STUDENT_RE = re.compile(r"(?P<layerset>L[0-9-]+)__(?P<mode>[a-z]+)__s(?P<seed>\d+)")
 
 
 @dataclass(frozen=True, order=True)
@@ -80,6 +83,33 @@ class SelectionName:
         strategy = record["strategy"]
         repeat = int(record.get("repeat") or 0) if strategy in _REPEATED else None
         return cls(record["method"], strategy, int(record.get("k", k or 0)), repeat)
+
+
+@dataclass(frozen=True, order=True)
+class StudentName:
+    """One student: the layer set it keeps, its mode (``keep``/``compact``), its seed."""
+
+    layerset: str
+    mode: str
+    seed: int
+
+    @property
+    def stem(self) -> str:
+        """``L00-03-05__keep__s0``: the student's directory and evaluation file name."""
+        return f"{self.layerset}__{self.mode}__s{self.seed}"
+
+    @property
+    def pooled(self) -> str:
+        """``L00-03-05__keep``: the name of this student's seeds taken together."""
+        return f"{self.layerset}__{self.mode}"
+
+    @classmethod
+    def parse(cls, stem: str) -> StudentName:
+        """Inverse of :attr:`stem`."""
+        m = _STUDENT_RE.fullmatch(stem)
+        if m is None:
+            raise SelectionError(f"not a student name: {stem!r} (expected e.g. L00-03__keep__s0)")
+        return cls(m["layerset"], m["mode"], int(m["seed"]))
 
 
 def layerset_id(layers: list[int], n_layers: int | None = None) -> str:

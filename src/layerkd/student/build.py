@@ -17,14 +17,15 @@ import torch
 from layerkd.io import atomic_dir, read_json
 from layerkd.models.backbone import keep_layers
 from layerkd.models.recmodel import load_features, load_recmodel, save_recmodel
+from layerkd.selection.names import StudentName
 from layerkd.student.compact import CompactSpec, build_compact, save_alignment
 
 MODES = ("keep", "compact")
 
 
 def student_id(layerset: str, mode: str, seed: int) -> str:
-    """The name of one student: ``{layerset}__{mode}__s{seed}``."""
-    return f"{layerset}__{mode}__s{seed}"
+    """The name of one student: ``{layerset}__{mode}__s{seed}`` (:class:`StudentName`)."""
+    return StudentName(layerset, mode, int(seed)).stem
 
 
 def student_ids(
