@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from layerkd.config import load_config
-from layerkd.models.fit import FitParams, Run, step
+from layerkd.models.fit import Run, step
 from layerkd.models.recmodel import RecModel, load_features, load_recmodel
 from layerkd.models.samples import SplitData, load_split
 from layerkd.models.train import epoch_order
@@ -77,7 +77,7 @@ def train_speed(
     keys = {k: v for k, v in cfg.items() if k not in ("seeds", "train_embeddings")}
     p = DistillParams(**keys, seed=0, train_embeddings=meta.get("init") == "random")
     task, nets, params = distill_setup(model, meta["layers"], cache, train, train, p, align=align)
-    run = Run(nets, params, FitParams.of(p), len(train))
+    run = Run(nets, params, p, len(train))
     nets.train()
     order = epoch_order(len(train), p.batch_size, p.seed, 1)
     groups = [order[i : i + p.grad_accum] for i in range(0, len(order), p.grad_accum)]

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FitParams:
-    """Settings of the loop (``teacher.finetune`` and ``distill`` in the config schema)."""
+    """Settings of the loop (``teacher.finetune`` and ``distill`` in the config schema); the
+    settings of fine-tuning and of distillation extend it."""
 
     epochs: int
     lr: float
@@ -52,11 +53,6 @@ class FitParams:
     eval_every: int
     checkpoint_every: int
     seed: int
-
-    @classmethod
-    def of(cls, settings: Any) -> FitParams:
-        """The loop settings among the attributes of a larger settings object."""
-        return cls(**{f: getattr(settings, f) for f in cls.__dataclass_fields__})
 
 
 class Task(Protocol):

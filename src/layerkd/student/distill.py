@@ -53,21 +53,12 @@ TERMS = ("task", "kd", "hidden", "rating")
 
 
 @dataclass(frozen=True)
-class DistillParams:
-    """Settings of ``distill`` (the config schema describes each key and holds its default);
-    ``seed`` is the student's training seed and ``train_embeddings`` is resolved (a bool)."""
+class DistillParams(FitParams):
+    """Settings of ``distill`` (the config schema describes each key and holds its default):
+    the loop's (:class:`FitParams`; ``seed`` is the student's training seed) and these, with
+    ``train_embeddings`` resolved to a bool."""
 
-    epochs: int
-    lr: float
-    weight_decay: float
-    warmup: float
-    batch_size: int
-    grad_accum: int
-    max_grad_norm: float
-    patience: int
-    eval_every: int
     valid_samples: int | None
-    checkpoint_every: int
     temperature: float
     w_task: float
     w_kd: float
@@ -76,7 +67,6 @@ class DistillParams:
     w_rating: float
     train_embeddings: bool
     autocast: str
-    seed: int
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -240,15 +230,14 @@ def distill(
     task, nets, params = distill_setup(
         student, kept, teacher_out, train, valid, p, align=align, device=device
     )
-    fp = f"{fingerprint or 'none'}:{sorted(asdict(p).items())}"
     frame = fit(
         task,
         nets,
         params,
         len(train),
-        FitParams.of(p),
+        p,
         ckpt_dir=ckpt_dir,
-        fingerprint=fp,
+        fingerprint=fingerprint,
         desc="distill",
     )
     nets.cpu()

@@ -36,26 +36,15 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class FinetuneParams:
+class FinetuneParams(FitParams):
     """Settings of ``teacher.finetune`` (the config schema describes each key and holds its
-    default), plus the teacher's ``seed``."""
+    default): the loop's (:class:`FitParams`, with the teacher's ``seed``) and these."""
 
     mode: str
     top_layers: int
-    epochs: int
-    lr: float
-    weight_decay: float
-    warmup: float
-    batch_size: int
-    grad_accum: int
-    max_grad_norm: float
-    patience: int
-    eval_every: int
-    checkpoint_every: int
     lora_r: int
     lora_alpha: int
     w_rating: float
-    seed: int
 
 
 @dataclass
@@ -144,7 +133,7 @@ def _top_mode(
         return valid_ndcg5(scores)
 
     task = _Task(lambda idx: fwd(caches[train.split], idx), evaluate, p.w_rating)
-    return model, fit(task, model, trainable, len(train), FitParams.of(p), **fit_kw)
+    return model, fit(task, model, trainable, len(train), p, **fit_kw)
 
 
 def _lora_mode(
@@ -170,7 +159,7 @@ def _lora_mode(
         return valid_ndcg5(score_split(model, valid, p.batch_size)[0])
 
     task = _Task(fwd, evaluate, p.w_rating)
-    rows = fit(task, model, trainable, len(train), FitParams.of(p), **fit_kw)
+    rows = fit(task, model, trainable, len(train), p, **fit_kw)
     model.lm = peft_lm.merge_and_unload()
     return model, rows
 
@@ -187,7 +176,7 @@ def finetune(
     """Fine-tune ``model`` on the task in mode ``p.mode``; returns the best model and a log.
     ``ckpt_dir`` enables checkpoints (every ``p.checkpoint_every`` steps) and resuming."""
     seed_everything(p.seed)
-    fit_kw = {"ckpt_dir": ckpt_dir, "fingerprint": f"{fingerprint}:{sorted(vars(p).items())}"}
+    fit_kw = {"ckpt_dir": ckpt_dir, "fingerprint": fingerprint}
     if p.mode == "top":
         model, rows = _top_mode(model, train, valid, p, desc="fine-tune", **fit_kw)
     elif p.mode == "lora":
