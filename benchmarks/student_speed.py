@@ -30,6 +30,7 @@ from layerkd.models.samples import SplitData, load_split
 from layerkd.models.train import epoch_order
 from layerkd.student.compact import load_alignment
 from layerkd.student.distill import DistillParams, distill_setup
+from layerkd.teacher.store import TeacherCache
 
 
 @torch.no_grad()
@@ -129,7 +130,7 @@ def main() -> None:
         lat, thr = timed[name]
         n_p = sum(p.numel() for p in m.parameters())
         print(f"{name:<44} {n_p:>12,} {lat:>9.1f} {thr:>14.1f} {t_lat / lat:>8.2f}")
-    cache = torch.load(res / "teacher" / "cache.pt", weights_only=False)["train"]
+    cache = TeacherCache(res / "teacher" / "cache.json")
     calls = count_calls(teacher)
     dcfg = {k: v for k, v in cfg["distill"].items() if k != "checkpoint_every"}
     for sid, d in dirs.items():

@@ -4,7 +4,7 @@
 
 from snakemake.utils import validate
 
-from layerkd.config import check_config, distilled_names, selection_names
+from layerkd.config import cache_needs_hidden, check_config, distilled_names, selection_names
 
 validate(config, schema="../config/schema.yaml", set_default=True)
 check_config(config)
@@ -21,6 +21,8 @@ VALIDATION = (
 HEAVY = config["threads"] or workflow.cores  # torch steps: all cores by default
 # where every torch step runs: `params: **PLACEMENT` gives it device, dtype and device_map
 PLACEMENT = {k: config["teacher"][k] for k in ("device", "dtype", "device_map")}
+# the cache keeps every layer's hidden states only when a later step reads them
+CACHE_HIDDEN = cache_needs_hidden(config)
 
 
 wildcard_constraints:
@@ -68,7 +70,7 @@ def distilled_selection_files(wildcards):
 def cache_shards(wildcards):
     """The teacher cache shards of a dataset."""
     n = config["teacher"]["shards"]
-    return [f"results/{wildcards.dataset}/teacher/cache/shard{i}.pt" for i in range(n)]
+    return [f"results/{wildcards.dataset}/teacher/cache/shard{i}" for i in range(n)]
 
 
 def student_evals(wildcards):

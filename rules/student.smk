@@ -8,7 +8,7 @@ rule build_student:
         features="results/{dataset}/teacher/item_features.pt",
         item_table="data/processed/{dataset}/items.parquet",
         layerset="results/{dataset}/layersets/{layerset}.json",
-        cache="results/{dataset}/teacher/cache.pt",
+        cache="results/{dataset}/teacher/cache.json",
     output:
         init=directory("results/{dataset}/students/{layerset}__{mode}__s{seed}/init"),
     log:
@@ -32,7 +32,7 @@ rule distill:
         features="results/{dataset}/teacher/item_features.pt",
         item_table="data/processed/{dataset}/items.parquet",
         samples="data/processed/{dataset}/samples.parquet",
-        cache="results/{dataset}/teacher/cache.pt",
+        cache="results/{dataset}/teacher/cache.json",
     output:
         final=directory("results/{dataset}/students/{layerset}__{mode}__s{seed}/final"),
         train_log="results/{dataset}/students/{layerset}__{mode}__s{seed}/train_log.parquet",

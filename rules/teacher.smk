@@ -63,7 +63,7 @@ rule teacher_cache:
         item_table="data/processed/{dataset}/items.parquet",
         samples="data/processed/{dataset}/samples.parquet",
     output:
-        shard="results/{dataset}/teacher/cache/shard{shard}.pt",
+        shard=directory("results/{dataset}/teacher/cache/shard{shard}"),
     log:
         "logs/{dataset}/teacher_cache_{shard}.log",
     benchmark:
@@ -74,6 +74,8 @@ rule teacher_cache:
         batch_size=config["teacher"]["batch_size"],
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         w_rating=config["teacher"]["finetune"]["w_rating"],
+        hidden=CACHE_HIDDEN,
+        chunk=config["teacher"]["cache_chunk"],
         **PLACEMENT,
     threads: HEAVY
     conda:
@@ -88,7 +90,7 @@ rule merge_cache:
     input:
         shards=cache_shards,
     output:
-        cache="results/{dataset}/teacher/cache.pt",
+        cache="results/{dataset}/teacher/cache.json",
         stats="results/{dataset}/teacher/cache_stats.npz",
     log:
         "logs/{dataset}/merge_cache.log",

@@ -121,6 +121,16 @@ def k_values(config: dict[str, Any]) -> list[int]:
     return [int(v) for v in (k if isinstance(k, list) else [k])]
 
 
+def cache_needs_hidden(config: dict[str, Any]) -> bool:
+    """Whether the teacher cache must keep every layer's hidden states: only a hidden-state
+    loss (``distill.w_hidden > 0``) or compact students initialised from the teacher read
+    them (they are L x H numbers per training sample)."""
+    compact = "compact" in config["student"]["modes"]
+    return config["distill"]["w_hidden"] > 0 or (
+        compact and config["student"]["compact"]["init"] == "teacher"
+    )
+
+
 def selections(config: dict[str, Any]) -> list[SelectionName]:
     """Every selection: each method × strategy and each score-free baseline (pseudo-method
     ``none``; ``random`` once per repeat), for every k."""

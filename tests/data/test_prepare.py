@@ -190,3 +190,23 @@ def test_deterministic_and_independent_of_input_order(synth_prepared: tuple) -> 
     a, c = a[a["split"] != "calibration"], c[c["split"] != "calibration"]
     assert [list(h) for h in a["history"]] == [list(h) for h in c["history"]]
     assert [list(x) for x in a["candidates"]] != [list(x) for x in c["candidates"]]
+
+
+def test_max_users_keeps_a_seeded_sample_after_the_kcore(synth_prepared: tuple) -> None:
+    out, full_stats = synth_prepared
+    inter = pd.read_parquet(out / "interactions.parquet")
+    items = pd.read_parquet(out / "items.parquet")
+    _, df, samples, stats = prepare(inter, items, _params(n_candidates=20, max_users=30))
+    assert df["user_id"].nunique() == 30 == stats["max_users"]["users_kept"]
+    assert stats["max_users"]["users_before"] == full_stats["users"]
+    assert set(samples["user_id"]) == set(df["user_id"])
+    # each kept user keeps all its interactions: the sample is of users, not of rows
+    kept = inter[inter["user_id"].isin(set(df["user_id"]))]
+    assert len(kept) == len(df)
+    # the same seed gives the same users; another seed other users
+    again = prepare(inter, items, _params(n_candidates=20, max_users=30))[1]
+    other = prepare(inter, items, _params(n_candidates=20, max_users=30, seed=1))[1]
+    assert set(again["user_id"]) == set(df["user_id"]) != set(other["user_id"])
+    # more than there are: everything, recorded
+    _, df_all, _, st = prepare(inter, items, _params(n_candidates=20, max_users=10**6))
+    assert df_all["user_id"].nunique() == full_stats["users"] == st["max_users"]["users_kept"]

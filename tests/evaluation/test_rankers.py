@@ -76,3 +76,33 @@ def test_popularity_errors_and_warning() -> None:
         popularity_scores(["a", ["b"]], TRAIN)
     with pytest.warns(UserWarning, match="type mismatch"):
         popularity_scores([[1, 2]], TRAIN)
+
+
+def test_eval_max_users_is_one_fixed_subset_for_every_model(tmp_path) -> None:
+    from layerkd.config import defaults
+    from layerkd.evaluation.reference import evaluate_reference, test_rows
+    from layerkd.io import read_json
+
+    rows = []
+    for u in range(12):
+        for split in ("train", "valid", "test"):
+            cand = [f"i{(u + j) % 9}" for j in range(4)]
+            rows.append({"split": split, "user_id": f"u{u:02d}", "history": ["i0"],
+                         "target": cand[0], "target_rating": 4.0, "candidates": cand})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    cut = test_rows(frame, 5, seed=0)
+    test_users = cut[cut["split"] == "test"]["user_id"].tolist()
+    assert len(test_users) == 5 and test_users == sorted(test_users)  # original order kept
+    assert (cut["split"] != "test").sum() == (frame["split"] != "test").sum()
+    assert test_rows(frame, 5, seed=0).equals(cut) and test_rows(frame, None, 0) is frame
+    samples, inter = tmp_path / "samples.parquet", tmp_path / "inter.parquet"
+    frame.to_parquet(samples)
+    pd.DataFrame(
+        {"user_id": ["u00"], "item_id": ["i1"], "rating": [5.0], "timestamp": [1]}
+    ).to_parquet(inter)
+    ev = defaults("eval", max_users=5, bootstrap=50)
+    evaluate_reference(samples=samples, interactions=inter, random=tmp_path / "r.json",
+                       popular=tmp_path / "p.json", evaluation=ev)  # fmt: skip
+    for name in ("r.json", "p.json"):
+        rec = read_json(tmp_path / name)
+        assert rec["user_ids"] == test_users and rec["n_users"] == 5

@@ -24,6 +24,7 @@ from layerkd.student.build import build_student, student_ids
 from layerkd.student.compact import CompactSpec, build_compact, load_alignment
 from layerkd.student.distill import distill_student
 from layerkd.teacher.cache import train_pass
+from layerkd.teacher.store import ChunkWriter, TeacherCache, write_index
 from tests.tiny import TINY
 
 WORDS = "red blue green shoe cup lamp book pen coffee yoga tent stove mug sock hat bag".split()
@@ -71,7 +72,10 @@ def make_workspace(root: Path, *, n_users: int = 24, seed: int = 0) -> dict[str,
     save_recmodel(teacher, tok, paths["teacher"], {"kind": "teacher", "layers": [0, 1, 2, 3]})
     write_json(paths["teacher"] / "backbone.json", {"source": "tiny-random"})  # a backbone too
     train = load_split(samples, items, tok, "train", 64)
-    save_torch(paths["cache"], {"train": train_pass(teacher, train, 8)})
+    writer = ChunkWriter(root / "cache" / "shard0", rows=10)  # several chunks: 24 samples
+    writer.add(index=torch.arange(len(train)), **train_pass(teacher, train, 8))
+    writer.close()
+    write_index([root / "cache" / "shard0"], paths["cache"])
     sel = [{"method": "fisher", "strategy": "top_k", "repeat": 0}]
     write_json(paths["layerset"], {"layerset": "L01-03", "layers": [1, 3], "selections": sel})
     return paths
@@ -82,7 +86,7 @@ _NAMES = {
     "samples": "samples.parquet",
     "features": "features.pt",
     "teacher": "teacher",
-    "cache": "cache.pt",
+    "cache": "cache.json",
     "layerset": "L01-03.json",
 }
 
@@ -118,7 +122,8 @@ def _teacher(ws: dict[str, Path]) -> RecModel:
 
 
 def _states(ws: dict[str, Path], layers: list[int]) -> torch.Tensor:
-    return torch.load(ws["cache"], weights_only=False)["train"]["hidden"][:, layers]
+    cache = TeacherCache(ws["cache"])
+    return cache.rows("hidden", range(len(cache)))[:, layers]
 
 
 @pytest.mark.parametrize("mode", ["keep", "compact"])

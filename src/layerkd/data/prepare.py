@@ -47,6 +47,7 @@ class PrepareParams:
     train_samples_per_user: int  # training targets per user, the latest positions before valid
     n_calibration: int  # calibration samples: a seeded subset of train rows
     seed: int
+    max_users: int | None  # a seeded sample of users after the k-core (None: all)
 
 
 def _clean(interactions: pd.DataFrame, items: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame,
@@ -119,6 +120,19 @@ def kcore_filter(df: pd.DataFrame, k: int, min_user: int | None = None) -> tuple
     return out, stats
 
 
+def sample_users(df: pd.DataFrame, n: int, seed: int) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The interactions of a seeded sample of ``n`` users (all of them when there are fewer),
+    and what was kept; items keep whatever interactions those users have."""
+    users = np.sort(df["user_id"].unique().to_numpy(dtype=object))
+    if n >= len(users):
+        return df, {"requested": n, "users_before": len(users), "users_kept": len(users)}
+    chosen = np.random.default_rng([seed, 7]).choice(len(users), size=n, replace=False)
+    keep = df["user_id"].isin(set(users[chosen].tolist()))
+    out = df.loc[keep].reset_index(drop=True)
+    return out, {"requested": n, "users_before": len(users), "users_kept": n,
+                 "seed": seed, "interactions_kept": int(keep.sum())}  # fmt: skip
+
+
 def prepare(
     interactions: pd.DataFrame, items: pd.DataFrame, params: PrepareParams
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
@@ -136,6 +150,8 @@ def prepare(
             f"before it; dropped so far: {stats['dropped']}"
         )
 
+    if params.max_users is not None:
+        df, stats["max_users"] = sample_users(df, params.max_users, params.seed)
     it = it.loc[it["item_id"].isin(df["item_id"])]
     item_ids = np.sort(it["item_id"].to_numpy(dtype=object))
     it = it.set_index("item_id").loc[item_ids].reset_index()

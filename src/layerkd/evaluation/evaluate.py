@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from layerkd.evaluation.metrics import rating_metrics
-from layerkd.evaluation.reference import candidates_digest, eval_record
+from layerkd.evaluation.reference import candidates_digest, eval_record, test_rows
 from layerkd.evaluation.stats import bootstrap_ci
 from layerkd.io import write_json
 from layerkd.models.recmodel import load_for_scoring
@@ -101,6 +101,7 @@ def evaluate_model(
     net, tok, items, frame, meta = load_for_scoring(
         model, features, item_table, samples, device=device, dtype=dtype, device_map=device_map
     )
+    frame = test_rows(frame, evaluation["max_users"], seed)
     test = load_split(frame, items, tok, "test", max_prompt_tokens)
     scores, pred_rating = score_split(net, test, batch_size, desc=f"evaluate {name}")
     extra: dict[str, Any] = {

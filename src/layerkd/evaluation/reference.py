@@ -19,6 +19,20 @@ from layerkd.evaluation.stats import bootstrap_ci
 from layerkd.io import write_json
 
 
+def test_rows(frame: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
+    """The samples every model is evaluated on: the whole ``frame`` with its test split cut to
+    a fixed seeded subset of ``max_users`` test users (``eval.max_users``; None: all), in their
+    original order, so every model sees the same users."""
+    test = frame["split"] == "test"
+    if max_users is None or max_users >= int(test.sum()):
+        return frame
+    pos = np.flatnonzero(test.to_numpy())
+    chosen = np.sort(np.random.default_rng([seed, 11]).choice(len(pos), max_users, replace=False))
+    keep = ~test.to_numpy()
+    keep[pos[chosen]] = True
+    return frame.loc[keep].reset_index(drop=True)
+
+
 def candidates_digest(samples: pd.DataFrame, split: str = "test") -> str:
     """sha256 over (user, candidates) of a split: equal digests = identical candidate sets."""
     rows = samples[samples["split"] == split]
@@ -70,12 +84,13 @@ def evaluate_reference(
     """The random and most-popular rankers on the same test candidates as every model
     (``evaluation`` is the ``eval`` section of the config)."""
     bootstrap, seed = evaluation["bootstrap"], evaluation["seed"]
-    frame = pd.read_parquet(samples)
+    full = pd.read_parquet(samples)
+    frame = test_rows(full, evaluation["max_users"], seed)
     test = frame[frame["split"] == "test"]
     users = test["user_id"].astype(str).tolist()
     cands = [list(c) for c in test["candidates"]]
     digest = candidates_digest(frame)
-    train = training_interactions(frame, pd.read_parquet(interactions))
+    train = training_interactions(full, pd.read_parquet(interactions))  # every held-out target
     rnd = random_scores(len(cands), len(cands[0]), seed)
     pop = popularity_scores(cands, train)
     for name, scores, path in (("random", rnd, random), ("popular", pop, popular)):

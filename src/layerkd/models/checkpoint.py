@@ -37,11 +37,14 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def file_digest(*paths: Path) -> str:
-    """SHA-256 (first 16 hex digits) of the bytes of ``paths`` (small files: heads, configs)."""
+def file_digest(*paths: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 (first 16 hex digits) of the bytes of ``paths``, read in 1 MiB blocks (memory
+    stays flat whatever the file size)."""
     h = hashlib.sha256()
     for p in paths:
-        h.update(Path(p).read_bytes())
+        with open(p, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
     return h.hexdigest()[:16]
 
 

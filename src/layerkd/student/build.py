@@ -19,6 +19,7 @@ from layerkd.models.backbone import keep_layers
 from layerkd.models.recmodel import load_features, load_recmodel, save_recmodel
 from layerkd.selection.names import StudentName
 from layerkd.student.compact import CompactSpec, build_compact, save_alignment
+from layerkd.teacher.store import TeacherCache
 
 MODES = ("keep", "compact")
 
@@ -54,6 +55,16 @@ def compact_spec(cfg: dict[str, Any] | None) -> CompactSpec:
     are ignored)."""
     known = {f.name for f in fields(CompactSpec)}
     return CompactSpec(**{k: v for k, v in (cfg or {}).items() if k in known})
+
+
+def kept_states(cache: TeacherCache, layers: list[int], block: int = 1024) -> torch.Tensor:
+    """The teacher's last-token states at ``layers`` on every training sample (N, k, H) in
+    fp32, read ``block`` samples at a time (never the whole cache)."""
+    parts = [
+        cache.rows("hidden", range(s, min(s + block, len(cache))))[:, layers].float()
+        for s in range(0, len(cache), block)
+    ]
+    return torch.cat(parts)
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -104,7 +115,7 @@ def build_student(
         cs = compact_spec(compact)
         states = None
         if cs.init == "teacher":
-            states = torch.load(cache, weights_only=False)["train"]["hidden"][:, layers]
+            states = kept_states(TeacherCache(cache), layers)
         model, align = build_compact(model, layers, cs, states, seed)
         info["init"], info["compact"] = cs.init, asdict(cs)
     info["parameters"] = n_params(model)

@@ -47,6 +47,7 @@ from layerkd.models.samples import SplitData, load_split
 from layerkd.models.train import score_split, valid_ndcg5
 from layerkd.runtime import device_of
 from layerkd.student.compact import load_alignment, save_alignment
+from layerkd.teacher.store import InMemoryOutputs, TeacherCache, teacher_outputs
 
 log = logging.getLogger(__name__)
 TERMS = ("task", "kd", "hidden", "rating")
@@ -130,16 +131,16 @@ class _DistillTask:
         self,
         student: RecModel,
         kept: list[int],
-        teacher_out: dict[str, torch.Tensor],
+        teacher_out: TeacherCache | InMemoryOutputs,
         train: SplitData,
         valid: SplitData,
         p: DistillParams,
         align: nn.ModuleList,
         device: torch.device,
     ) -> None:
-        if teacher_out["scores"].shape[0] != len(train):
+        if len(teacher_out) != len(train):
             raise ValueError(
-                f"teacher cache holds {teacher_out['scores'].shape[0]} training samples, "
+                f"teacher cache holds {len(teacher_out)} training samples, "
                 f"samples.parquet has {len(train)}: rerun teacher_cache"
             )
         if p.autocast not in ("auto", "bf16", "off"):
@@ -149,10 +150,10 @@ class _DistillTask:
             valid = valid.subset(sorted(pick.tolist()))
         self.student, self.align, self.p = student, align, p
         self.train, self.valid, self.dev = train, valid, device
-        self.t_scores = teacher_out["scores"]
-        self.t_hidden = teacher_out["hidden"][:, kept] if p.w_hidden > 0 else None
-        if self.t_hidden is not None and not align:
-            if student.lm.config.hidden_size != self.t_hidden.shape[-1]:
+        self.teacher, self.kept, self.use_hidden = teacher_out, kept, p.w_hidden > 0
+        if self.use_hidden:
+            t_width = teacher_out.rows("hidden", [0]).shape[-1]
+            if not align and student.lm.config.hidden_size != t_width:
                 raise ValueError("a student narrower than the teacher needs alignment maps")
         self.bf16 = p.autocast == "bf16" or (p.autocast == "auto" and device.type == "cuda")
 
@@ -176,24 +177,24 @@ class _DistillTask:
         """Every loss term of the micro-batch ``idx`` and their weighted ``total``."""
         b, cand, rating = self.train.batch(idx)
         b, cand, rating = b.to(self.dev), cand.to(self.dev), rating.to(self.dev)
-        t_scores = self.t_scores[idx].to(self.dev)
+        t_scores = self.teacher.rows("scores", idx).to(self.dev)
         hooks = LayerOutputs(self.student.lm, keep_grad=True)
-        with self._autocast(), hooks if self.t_hidden is not None else contextlib.nullcontext():
+        with self._autocast(), hooks if self.use_hidden else contextlib.nullcontext():
             out = self.student(b, cand)
             s_hidden = t_hidden = None
-            if self.t_hidden is not None:
+            if self.use_hidden:
                 last = [o[:, -1] for o in hooks.outputs if o is not None]
                 if self.align:
                     last = [a(x) for a, x in zip(self.align, last, strict=True)]
                 s_hidden = torch.stack(last, dim=1)
-                t_hidden = self.t_hidden[idx].to(self.dev)
+                t_hidden = self.teacher.rows("hidden", idx)[:, self.kept].to(self.dev).float()
             return distill_loss(out, rating, t_scores, s_hidden, t_hidden, self.p)
 
 
 def distill_setup(
     student: RecModel,
     kept: list[int],
-    teacher_out: dict[str, torch.Tensor],
+    teacher_out: Any,
     train: SplitData,
     valid: SplitData,
     p: DistillParams,
@@ -208,14 +209,14 @@ def distill_setup(
     dev = torch.device(device)
     nets = nn.ModuleDict({"student": student, "align": align}).to(dev)
     set_trainable(student, bool(p.train_embeddings))
-    task = _DistillTask(student, kept, teacher_out, train, valid, p, align, dev)
+    task = _DistillTask(student, kept, teacher_outputs(teacher_out), train, valid, p, align, dev)
     return task, nets, [prm for prm in nets.parameters() if prm.requires_grad]
 
 
 def distill(
     student: RecModel,
     kept: list[int],
-    teacher_out: dict[str, torch.Tensor],
+    teacher_out: Any,
     train: SplitData,
     valid: SplitData,
     p: DistillParams,
@@ -277,7 +278,7 @@ def distill_student(
         cfg["train_embeddings"] = meta.get("init") == "random"
     params = DistillParams(**cfg)
     align = load_alignment(init, int(meta.get("teacher_hidden", model.lm.config.hidden_size)))
-    teacher_out = torch.load(cache, weights_only=False)
+    teacher_out = TeacherCache(cache)
     train = load_split(frame, items, tok, "train", max_prompt_tokens)
     valid = load_split(frame, items, tok, "valid", max_prompt_tokens)
     fp = fingerprint(
@@ -288,7 +289,7 @@ def distill_student(
     model, log_frame = distill(
         model,
         meta["layers"],
-        teacher_out["train"],
+        teacher_out,
         train,
         valid,
         params,

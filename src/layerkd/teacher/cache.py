@@ -13,7 +13,9 @@ when it is cheaper). RMSNorm weights get ``Σ_t g_t ⊙ x̂_t``. Any other param
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -101,9 +103,11 @@ class PerSampleSqNorm:
             x = args[0].detach()
 
             def bwd(g: torch.Tensor) -> None:
-                g = g.detach()
+                # products and sums of per-sample statistics in fp32 whatever the model dtype
+                # (a no-op for an fp32 model)
+                g = g.detach().float()
                 x3, g3 = (
-                    x.reshape(x.shape[0], -1, x.shape[-1]),
+                    x.float().reshape(x.shape[0], -1, x.shape[-1]),
                     g.reshape(g.shape[0], -1, g.shape[-1]),
                 )
                 t, din, dout = x3.shape[1], x3.shape[2], g3.shape[2]
@@ -211,7 +215,7 @@ def calibration_pass(
                 g = outs[li].grad
                 sums["gradient"][li] += float(g.float().pow(2).sum((1, 2)).sqrt().sum())
                 taylor = sum(
-                    (p.detach() * p.grad).sum()
+                    (p.detach().float() * p.grad.float()).sum()
                     for p in layers[li].parameters()
                     if p.grad is not None
                 )
@@ -239,24 +243,30 @@ def calibration_pass(
 
 
 @torch.no_grad()
-def train_pass(model: RecModel, data: SplitData, batch_size: int) -> dict[str, torch.Tensor]:
-    """Teacher outputs on the training samples: candidate scores (N, C), last-token output of
-    every layer (N, L, H) and the user vector (N, d); the student never runs the teacher."""
+def iter_train_outputs(
+    model: RecModel, data: SplitData, batch_size: int, *, hidden: bool = True
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Teacher outputs on the training samples, one batch at a time: candidate scores (B, C)
+    and the user vector (B, d) in fp32 and, with ``hidden``, the last-token output of every
+    layer (B, L, H) in the teacher's dtype; the student never runs the teacher."""
     model.eval()
-    scores, hidden, users = [], [], []
     for rng in tqdm(batches(len(data), batch_size), desc="teacher outputs", unit="batch"):
         b, cand, _ = data.batch(rng)
-        with LayerOutputs(model.lm) as rec:
+        with LayerOutputs(model.lm) if hidden else contextlib.nullcontext() as rec:
             out = model(b, cand)
-        scores.append(out.scores.float().cpu())
-        users.append(out.user.float().cpu())
-        last = [o[:, -1].float().cpu() for o in rec.outputs if o is not None]
-        hidden.append(torch.stack(last, dim=1))
-    return {
-        "scores": torch.cat(scores),
-        "hidden": torch.cat(hidden),
-        "user": torch.cat(users),
-    }
+        got = {"scores": out.scores.float().cpu(), "user": out.user.float().cpu()}
+        if hidden:
+            last = [o[:, -1].cpu() for o in rec.outputs if o is not None]
+            got["hidden"] = torch.stack(last, dim=1)
+        yield got
+
+
+def train_pass(
+    model: RecModel, data: SplitData, batch_size: int, *, hidden: bool = True
+) -> dict[str, torch.Tensor]:
+    """:func:`iter_train_outputs` over every training sample at once (small data, tests)."""
+    parts = list(iter_train_outputs(model, data, batch_size, hidden=hidden))
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
 def shard_indices(n: int, shard: int, n_shards: int) -> list[int]:

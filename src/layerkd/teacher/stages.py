@@ -29,11 +29,12 @@ from layerkd.runtime import device_of
 from layerkd.teacher.cache import (
     block_distances,
     calibration_pass,
+    iter_train_outputs,
     merge_shards,
     shard_indices,
-    train_pass,
 )
 from layerkd.teacher.finetune import FinetuneParams, finetune
+from layerkd.teacher.store import ChunkWriter, load_calibration, save_calibration, write_index
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +134,16 @@ def cache_shard(
     batch_size: int,
     max_prompt_tokens: int,
     w_rating: float,
+    hidden: bool,
+    chunk: int,
     device: str,
     dtype: str,
     device_map: str | None,
 ) -> None:
-    """Shard ``index`` of ``n_shards`` of the teacher pass, written to ``shard``: calibration
-    statistics and the teacher's outputs on the training samples."""
+    """Shard ``index`` of ``n_shards`` of the teacher pass, written to the directory ``shard``
+    (see :mod:`layerkd.teacher.store`): calibration statistics, then the teacher's outputs on
+    the training samples in chunks of ``chunk`` samples, with the hidden states of every layer
+    only when ``hidden``."""
     model, tok, items, frame, _ = load_for_scoring(
         teacher, features, item_table, samples, device=device, dtype=dtype, device_map=device_map
     )
@@ -146,20 +151,31 @@ def cache_shard(
     train = load_split(frame, items, tok, "train", max_prompt_tokens)
     c_idx = shard_indices(len(calib), index, n_shards)
     t_idx = shard_indices(len(train), index, n_shards)
-    stats = calibration_pass(model, calib.subset(c_idx), batch_size, w_rating)
-    stats["index"] = torch.tensor(c_idx, dtype=torch.long)
-    outputs = train_pass(model, train.subset(t_idx), batch_size)
-    save_torch(shard, {"calibration": stats, "train": outputs, "train_index": torch.tensor(t_idx)})
+    with atomic_dir(shard) as tmp:
+        stats = calibration_pass(model, calib.subset(c_idx), batch_size, w_rating)
+        stats["index"] = torch.tensor(c_idx, dtype=torch.long)
+        save_calibration(tmp, stats)
+        writer, done = ChunkWriter(tmp, chunk), 0
+        for out in iter_train_outputs(model, train.subset(t_idx), batch_size, hidden=hidden):
+            ids = torch.tensor(t_idx[done : done + len(out["scores"])], dtype=torch.long)
+            writer.add(index=ids, **out)
+            done += len(ids)
+        log.info("shard %d: %d training samples in %d chunks", index, done, writer.close())
 
 
 def merge_cache(*, shards: list[Path], cache: Path, stats: Path, n_shards: int) -> None:
-    """Merge the ``shards`` into one ``cache`` (same result as a single shard), and write the
-    calibration statistics ``stats`` that scoring and selection read (NumPy only, no torch)."""
+    """Index the ``shards``' chunks in ``cache`` (``teacher/cache.json``: no copy of the data)
+    and merge their calibration statistics into ``stats``, which scoring and selection read
+    (NumPy only, no torch). Memory stays flat: only the calibration parts are loaded."""
     if len(shards) != n_shards:
-        raise ValueError(f"merge_cache: {len(shards)} shard files for teacher.shards={n_shards}")
-    merged = merge_shards([torch.load(p, weights_only=False) for p in shards])
-    save_torch(cache, merged)
-    calib = merged["calibration"]
+        raise ValueError(
+            f"merge_cache: {len(shards)} shard directories for teacher.shards={n_shards}"
+        )
+    parts = [
+        {"calibration": load_calibration(d), "train": {}, "train_index": torch.zeros(0)}
+        for d in shards
+    ]
+    calib = merge_shards(parts)["calibration"]
     arrays = {f"sum_{k}": v.double().numpy() for k, v in calib["sums"].items()}
     with atomic_path(stats, suffix=".npz") as tmp, open(tmp, "wb") as fh:
         np.savez(
@@ -168,3 +184,4 @@ def merge_cache(*, shards: list[Path], cache: Path, stats: Path, n_shards: int) 
             angular_distance=block_distances(calib["last_states"]),
             **arrays,
         )
+    write_index(shards, cache)
