@@ -3,7 +3,10 @@
     .venv/bin/python tools/compare_runs.py RUN_A RUN_B [--dataset synthetic]
 
 Compared, for one dataset: the fine-tuned teacher (every tensor of its safetensors files),
-the teacher cache (every tensor of ``cache.pt``), the calibration statistics, every score file,
+the teacher cache (every tensor, read from either format: the single ``cache.pt`` of earlier
+versions or the ``cache.json`` index over safetensors chunks; hidden states that one format
+holds and the other does not write are reported as a note), the calibration statistics, every
+score file,
 every selection, and the per-user metrics (and candidate digest) of every evaluation file. Timing
 fields (latency, throughput) are left out: they are measurements of the machine, not results.
 Prints one line per file and exits 1 when anything differs or is missing.
@@ -47,6 +50,44 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
+def cache_tensors(teacher_dir: Path) -> dict[str, Any]:
+    """Every tensor of a teacher cache, flat, in sample order, whichever format wrote it."""
+    if (teacher_dir / "cache.pt").exists():
+        return _tensors(torch.load(teacher_dir / "cache.pt", weights_only=False))
+    from layerkd.teacher.cache import merge_shards
+    from layerkd.teacher.store import TeacherCache, load_calibration
+
+    shards = sorted(p for p in (teacher_dir / "cache").iterdir() if p.is_dir())
+    parts = [{"calibration": load_calibration(d), "train": {}, "train_index": torch.zeros(0)}
+             for d in shards]  # fmt: skip
+    out = _tensors({"calibration": merge_shards(parts)["calibration"]})
+    cache = TeacherCache(teacher_dir / "cache.json")
+    names = ["scores", "user", *(["hidden"] if cache.has_hidden else [])]
+    out.update({f"train.{n}": cache.rows(n, range(len(cache))) for n in names})
+    out["train_index"] = torch.arange(len(cache))
+    return out
+
+
+def compare_cache(a: Path, b: Path) -> tuple[str | None, str | None]:
+    """(what differs or None, a note on tensors only one side writes by design)."""
+    ta, tb = cache_tensors(a), cache_tensors(b)
+    optional = {"train.hidden"}
+    note = sorted((set(ta) ^ set(tb)) & optional)
+    keys = set(ta) & set(tb)
+    if (set(ta) ^ set(tb)) - optional:
+        return f"keys differ: {sorted((set(ta) ^ set(tb)) - optional)[:5]}", None
+    if "calibration.n" in keys and not isinstance(ta["calibration.n"], torch.Tensor):
+        ta["calibration.n"], tb["calibration.n"] = (
+            int(ta["calibration.n"]),
+            int(tb["calibration.n"]),
+        )
+    bad = [k for k in sorted(keys) if not _same(ta[k], tb[k])]
+    why = None if not bad else f"{len(bad)} of {len(keys)} tensors differ, e.g. {bad[:3]}"
+    return why, (
+        f"only one side holds {note} (written only when a step reads them)" if note else None
+    )
+
+
 def compare_files(a: Path, b: Path) -> str | None:
     """``None`` when the two files hold bitwise-identical results, else what differs."""
     if a.suffix == ".safetensors":
@@ -72,8 +113,8 @@ def compare_files(a: Path, b: Path) -> str | None:
 def files(root: Path, dataset: str) -> list[Path]:
     """The compared files of ``root``, relative to it."""
     res = root / "results" / dataset
-    found = [*res.glob("teacher/final/*.safetensors"), res / "teacher/cache.pt"]
-    found += [res / "teacher/cache_stats.npz", *res.glob("scores/*.json")]
+    found = [*res.glob("teacher/final/*.safetensors"), res / "teacher/cache_stats.npz"]
+    found += [*res.glob("scores/*.json")]
     found += [*res.glob("selections/*.json"), *res.glob("eval/*.json"), *res.glob("eval/*/*.json")]
     return sorted(p.relative_to(root) for p in found)
 
@@ -86,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="synthetic")
     args = ap.parse_args(argv)
     rel_a, rel_b = files(args.run_a, args.dataset), files(args.run_b, args.dataset)
-    failed = 0
+    teacher = Path("results") / args.dataset / "teacher"
+    why, note = compare_cache(args.run_a / teacher, args.run_b / teacher)
+    print(f"identical {teacher}/cache" if why is None else f"DIFFERENT {teacher}/cache: {why}")
+    if note:
+        print(f"  note: {note}")
+    failed = why is not None
     for rel in sorted(set(rel_a) | set(rel_b)):
         a, b = args.run_a / rel, args.run_b / rel
         if not (a.exists() and b.exists()):
@@ -96,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         why = compare_files(a, b)
         print(f"identical {rel}" if why is None else f"DIFFERENT {rel}: {why}")
         failed += why is not None
-    print(f"{len(set(rel_a) | set(rel_b)) - failed} identical, {failed} different or missing")
+    total = len(set(rel_a) | set(rel_b)) + 1
+    print(f"{total - failed} identical, {failed} different or missing")
     return 1 if failed else 0
 
 

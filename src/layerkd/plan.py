@@ -31,25 +31,23 @@ TOKEN_PEAK, TOKEN_STEADY = 600, 50
 CELL = 80  # host bytes per candidate or history item id in the samples frame
 RUNTIME = 3e9  # host bytes of Python, torch and the CUDA libraries
 ASSUMPTIONS = (
-    "FLOPs/token: forward 2*N_matmul + 4*T*h a layer (QK^T, AV on the full TxT; the LM head never "
-    "runs), backward 2x that (6N); LoRA 4N = forward 2N + activation grads 2N through the frozen "
-    "weights, whose weight grads are skipped; the teacher pass adds per-sample Grams "
-    "2*min(T*(din+dout), din*dout) a linear; ablation: full stack + (L-1)/2 layers per skip",
-    "every prompt fills teacher.max_prompt_tokens; epochs at their ceiling, validation before "
-    "training and after each epoch; without stats.json: train = users x "
-    "data.train_samples_per_user, valid = users, test = min(users, eval.max_users)",
-    "compute dtype: teacher.dtype for analysis and evaluation; fine-tuning fp32 (the code keeps "
-    "fp32 weights, no autocast, no TF32); distillation bf16 autocast",
-    "GPU memory: weights in the loaded dtype + grads/AdamW of what trains + item features + saved "
-    "activations of one micro-batch, (8+6b)h + 4bi bytes a token and layer (+ aT(4+b) eager "
-    "attention; teacher pass + 16h norm hooks + 2bh kept outputs/grads); no recompute, no KV",
-    f"host memory: weights in the load dtype (loaded on the CPU, then moved) + {TOKEN_PEAK} B a "
-    f"prompt token of the largest split (tokenised at once), {TOKEN_STEADY} B of the others, "
-    f"{CELL} B an item id of samples.parquet, {RUNTIME / 1e9:.0f} GB runtime",
+    "FLOPs/token: forward 2N (N: matmul weights; the LM head never runs) + 4Th a layer (QK^T, AV on"
+    " the full TxT); backward 2x forward (6N); LoRA 4N: forward + activation grads through the "
+    "frozen weights, no weight grads for them; the teacher pass adds per-sample Grams "
+    "2min(T(din+dout), din*dout) a linear; ablation: the stack once + (L-1)/2 layers a skip",
+    "every prompt fills teacher.max_prompt_tokens; epochs at their ceiling, validation before and "
+    "after each; without stats.json: train = users x data.train_samples_per_user, valid = users",
+    "compute dtype: teacher.dtype (analysis, evaluation); fine-tuning fp32 (the code keeps fp32 "
+    "weights: no autocast, no TF32); distillation bf16 autocast",
+    "GPU memory: weights (loaded dtype) + grads/AdamW of what trains + item features + the saved "
+    "activations of a micro-batch, (8+6b)h + 4bi B a token and layer (+ aT(4+b) eager attention;"
+    " teacher pass + 16h norm hooks + 2bh kept outputs); no recompute, no KV cache",
+    f"host: weights in the load dtype (loaded on the CPU, then moved) + {TOKEN_PEAK} B a prompt "
+    f"token of the largest split (tokenised at once), {TOKEN_STEADY} B of the others, {CELL} B an "
+    f"item id of samples.parquet, {RUNTIME / 1e9:.0f} GB runtime; {STARTUP_S:.0f} s start-up",
     "I/O at --io-gbps: weights (teacher saved fp32, Hub weights bf16), cache rows, checkpoints "
-    f"every checkpoint_every steps (16 B a trainable parameter); {STARTUP_S:.0f} s start-up a job",
-    "students: one per distilled selection (distinct layer sets are known after the layersets "
-    "checkpoint) x distill.seeds, per student mode",
+    "every checkpoint_every steps (16 B a trainable parameter); students: one per distilled "
+    "selection (distinct layer sets are known after the layersets checkpoint) x seeds, per mode",
 )
 
 
@@ -288,8 +286,7 @@ def _student_jobs(
 
 
 def table(jobs: list[Job], gpu: str, utilisation: float, io_gbps: float) -> list[dict[str, Any]]:
-    """One row per kind of job: hours (compute at ``utilisation`` of the peak, I/O, start-up),
-    memory in GB, and whether it fits the card (else the largest batch that would)."""
+    """Rows of hours (compute at ``utilisation``, I/O, start-up), GB, and whether it fits."""
     rows, cap = [], 0.95 * GPUS[gpu]["mem_gb"] * 1e9
     for j in jobs:
         on_gpu = j.dtype != "cpu"
@@ -326,8 +323,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     paths = [a.root / "config" / "config.yaml", *a.configfile]
     config = load_config(*paths)
     names = [x["name"] for x in config["datasets"]]
-    dataset = a.dataset or names[0]  # the first dataset by default
-    if dataset not in names:
+    if (dataset := a.dataset or names[0]) not in names:
         raise ConfigError(f"--dataset {dataset!r} is not among datasets[].name {names}")
     counts = sample_counts(config, dataset, a.users, a.items, a.root)
     shape, source, peak = model_shape(config["teacher"]), counts.pop("source"), GPUS[a.gpu]
@@ -337,18 +333,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"layerkd plan: {' + '.join(map(str, paths))}, dataset {dataset}",
         f"teacher {config['teacher']['model']}: {shape}, {shape.params / 1e9:.3g}B parameters",
         f"samples ({source}): {counts}",
-        f"GPU {a.gpu}: {peak['mem_gb']} GB, dense peak bf16 {peak['bf16'] / 1e12:g} and fp32 "
-        f"{peak['fp32'] / 1e12:g} TFLOP/s, at {a.utilisation:.0%} model FLOP utilisation; "
-        f"file system {a.io_gbps:g} GB/s",
+        f"GPU {a.gpu} ({peak['mem_gb']} GB): {a.utilisation:.0%} of the dense peak (bf16 "
+        f"{peak['bf16'] / 1e12:g}, fp32 {peak['fp32'] / 1e12:g} TFLOP/s); I/O {a.io_gbps:g} GB/s",
         *(f"- {x}" for x in ASSUMPTIONS),
     ]
     body = tabulate(rows, headers="keys", floatfmt=".3g", intfmt=",")
     print("\n".join([*header, "", body, "", f"total GPU hours of all GPU jobs: {total:.4g}"]))
+    settings = {k: getattr(a, k) for k in ("gpu", "utilisation", "io_gbps")}
     out = {"header": header, "counts": counts, "shape": asdict(shape), "rows": rows,
-           "gpu": a.gpu, "utilisation": a.utilisation, "io_gbps": a.io_gbps,
-           "total_gpu_h": total}  # fmt: skip
+           "total_gpu_h": total, **settings}  # fmt: skip
     if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(out, indent=2))
     return out
 
