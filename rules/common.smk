@@ -50,6 +50,11 @@ def dataset_cfg(wildcards):
     return next(d for d in config["datasets"] if d["name"] == wildcards.dataset)
 
 
+def is_synthetic(wildcards):
+    """Whether ``{dataset}`` comes from the built-in generator (the report says so)."""
+    return dataset_cfg(wildcards)["source"] == "synthetic"
+
+
 def score_input(wildcards):
     """The score file a selection reads (none for the score-free baselines)."""
     if wildcards.method == "none":

@@ -7,6 +7,7 @@ rule evaluate_teacher:
         features="results/{dataset}/teacher/item_features.pt",
         item_table="data/processed/{dataset}/items.parquet",
         samples="data/processed/{dataset}/samples.parquet",
+        interactions="data/processed/{dataset}/interactions.parquet",
     output:
         metrics="results/{dataset}/eval/teacher.json",
     log:
@@ -31,6 +32,7 @@ rule evaluate_student:
         features="results/{dataset}/teacher/item_features.pt",
         item_table="data/processed/{dataset}/items.parquet",
         samples="data/processed/{dataset}/samples.parquet",
+        interactions="data/processed/{dataset}/interactions.parquet",
     output:
         metrics="results/{dataset}/eval/student/{layerset}__{mode}__s{seed}.json",
     log:
@@ -53,6 +55,7 @@ rule evaluate_reference:
     input:
         samples="data/processed/{dataset}/samples.parquet",
         interactions="data/processed/{dataset}/interactions.parquet",
+        item_table="data/processed/{dataset}/items.parquet",
     output:
         random="results/{dataset}/eval/random.json",
         popular="results/{dataset}/eval/popular.json",
@@ -114,6 +117,8 @@ rule report:
         dataset="{dataset}",
         n_boot=config["eval"]["bootstrap"],
         seed=config["eval"]["seed"],
+        primary=config["eval"]["primary"],
+        synthetic=is_synthetic,
     threads: 1
     conda:
         "../envs/layerkd.yaml"

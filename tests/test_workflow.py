@@ -39,3 +39,24 @@ def test_smoke_run_scores_are_real_measurements(smoke_run):
     assert len(set(fisher["raw"])) == 4  # a measurement, not a constant or a formula of depth
     log = pd.read_parquet(next(res.glob("students/*/train_log.parquet")))
     assert log["total"].notna().any() and log["valid_ndcg@5"].notna().any()
+
+
+def test_smoke_run_ranks_every_model_on_both_protocols(smoke_run):
+    """Full ranking ranks the target among a superset of its sampled candidates (every item
+    the user never touched), so per user it can never do better than sampled ranking."""
+    res = smoke_run / "results" / "smoke"
+    n_items = len(pd.read_parquet(smoke_run / "data/processed/smoke/items.parquet"))
+    evals = [json.loads(p.read_text()) for p in res.glob("eval/**/*.json")]
+    assert {e["model"] for e in evals} >= {"teacher", "random", "popular"}
+    for e in evals:
+        full = e["full"]
+        assert full["n_items"] == n_items, e["model"]
+        for m in ("ndcg@5", "mrr", "hr@10"):
+            pairs = zip(full["per_user"][m], e["per_user"][m], strict=True)
+            worse = [f <= s + 1e-12 for f, s in pairs]
+            assert all(worse), (e["model"], m)
+    summary = pd.read_csv(res / "report" / "summary.csv")
+    assert set(summary["protocol"]) == {"full"}  # eval.primary, the default
+    assert set(summary["other_protocol"]) == {"sampled"}
+    md = (res / "report" / "summary.md").read_text()
+    assert "full ranking" in md and "Synthetic data" in md

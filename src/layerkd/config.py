@@ -193,6 +193,11 @@ def check_config(config: dict[str, Any]) -> None:
                 f"selection.distill: {unknown} are not among the configured selections "
                 f"{sorted(known)} (methods × strategies, none × baselines)"
             )
+    ev = config["eval"]
+    if ev["primary"] not in ev["protocol"]:
+        raise ConfigError(
+            f"eval.primary={ev['primary']!r} is not in eval.protocol={ev['protocol']}"
+        )
     names = [d["name"] for d in config["datasets"]]
     if len(set(names)) != len(names):
         raise ConfigError(f"datasets: names must be unique, got {names}")

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
+from layerkd.evaluation.full import full_ranks, full_record, seen_items
 from layerkd.evaluation.metrics import rating_metrics
 from layerkd.evaluation.reference import candidates_digest, eval_record, test_rows
 from layerkd.evaluation.stats import bootstrap_ci
@@ -87,6 +89,7 @@ def evaluate_model(
     features: Path,
     item_table: Path,
     samples: Path,
+    interactions: Path,
     metrics: Path,
     name: str,
     max_prompt_tokens: int,
@@ -96,14 +99,17 @@ def evaluate_model(
     device_map: str | None,
 ) -> dict[str, Any]:
     """Score the test split with the saved ``model`` and write ``eval/{name}.json``
-    (``metrics``); ``evaluation`` is the ``eval`` section of the config."""
+    (``metrics``); ``evaluation`` is the ``eval`` section of the config: with ``full`` in its
+    ``protocol`` the record also holds the full-catalogue ranking (``full``), the user's
+    earlier items (from ``interactions``) excluded."""
     batch_size, bootstrap, seed = (evaluation[k] for k in ("batch_size", "bootstrap", "seed"))
     net, tok, items, frame, meta = load_for_scoring(
         model, features, item_table, samples, device=device, dtype=dtype, device_map=device_map
     )
     frame = test_rows(frame, evaluation["max_users"], seed)
     test = load_split(frame, items, tok, "test", max_prompt_tokens)
-    scores, pred_rating = score_split(net, test, batch_size, desc=f"evaluate {name}")
+    users: list[torch.Tensor] = []
+    scores, pred_rating = score_split(net, test, batch_size, desc=f"evaluate {name}", users=users)
     extra: dict[str, Any] = {
         "layers": meta.get("layers"),
         "layerset": meta.get("layerset"),
@@ -118,6 +124,12 @@ def evaluate_model(
         ),
         **_speed(net, test, batch_size),
     }
+    if "full" in evaluation["protocol"]:
+        u = torch.cat(users)
+        tests = frame[frame["split"] == "test"].reset_index(drop=True)
+        targets, seen = seen_items(tests, pd.read_parquet(interactions), items)
+        ranks = full_ranks(lambda rows: net.score_all(u[rows]).float().cpu().numpy(), targets, seen)
+        extra["full"] = full_record(ranks, len(items), bootstrap=bootstrap, seed=seed)
     rec = eval_record(
         name,
         meta["kind"],

@@ -30,6 +30,7 @@ __all__ = [
     "hit_rate_at_k",
     "ndcg_at_k",
     "random_ranker_expectation",
+    "rank_metrics",
     "ranking_metrics",
     "rating_metrics",
     "reciprocal_rank",
@@ -127,7 +128,12 @@ def ranking_metrics(
 
     ``scores`` and ``target_index`` follow :func:`target_ranks`.
     """
-    ranks = target_ranks(scores, target_index)
+    return rank_metrics(target_ranks(scores, target_index))
+
+
+def rank_metrics(ranks: ArrayLike) -> dict[str, NDArray[np.float64]]:
+    """The per-user metrics of :func:`ranking_metrics` from 1-based target ranks (e.g. ranks
+    gathered batch by batch in a full-catalogue ranking)."""
     return {
         "ndcg@5": ndcg_at_k(ranks, 5),
         "ndcg@10": ndcg_at_k(ranks, 10),

@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from layerkd.evaluation.full import full_ranks, full_record, seen_items
 from layerkd.evaluation.metrics import ranking_metrics, summarise
 from layerkd.evaluation.rankers import popularity_scores, random_scores
 from layerkd.evaluation.stats import bootstrap_ci
 from layerkd.io import write_json
+from layerkd.records import Record
 
 
 def test_rows(frame: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
@@ -79,29 +81,46 @@ def training_interactions(samples: pd.DataFrame, interactions: pd.DataFrame) -> 
 
 
 def evaluate_reference(
-    *, samples: Path, interactions: Path, random: Path, popular: Path, evaluation: dict[str, Any]
+    *,
+    samples: Path,
+    interactions: Path,
+    item_table: Path,
+    random: Path,
+    popular: Path,
+    evaluation: dict[str, Any],
 ) -> None:
     """The random and most-popular rankers on the same test candidates as every model
-    (``evaluation`` is the ``eval`` section of the config)."""
+    (``evaluation`` is the ``eval`` section of the config), and with ``full`` in its
+    ``protocol`` on the whole catalogue too (the user's earlier items excluded)."""
     bootstrap, seed = evaluation["bootstrap"], evaluation["seed"]
-    full = pd.read_parquet(samples)
-    frame = test_rows(full, evaluation["max_users"], seed)
-    test = frame[frame["split"] == "test"]
+    whole = pd.read_parquet(samples)
+    frame = test_rows(whole, evaluation["max_users"], seed)
+    test = frame[frame["split"] == "test"].reset_index(drop=True)
     users = test["user_id"].astype(str).tolist()
     cands = [list(c) for c in test["candidates"]]
     digest = candidates_digest(frame)
-    train = training_interactions(full, pd.read_parquet(interactions))  # every held-out target
+    seen_table = pd.read_parquet(interactions)
+    train = training_interactions(whole, seen_table)  # every held-out target left out
     rnd = random_scores(len(cands), len(cands[0]), seed)
     pop = popularity_scores(cands, train)
+    full: dict[str, Record] = {}
+    if "full" in evaluation["protocol"]:
+        items = pd.read_parquet(item_table)
+        targets, seen = seen_items(test, seen_table, items)
+        counts = popularity_scores(items["item_id"].tolist(), train)
+        rng = np.random.default_rng([seed, 1])  # blocks drawn in order: fixed for a seed
+        blocks = {
+            "random": lambda rows: rng.random((len(rows), len(items))),
+            "popular": lambda rows: np.broadcast_to(counts, (len(rows), len(items))),
+        }
+        for name, block in blocks.items():
+            ranks = full_ranks(block, targets, seen)
+            full[name] = full_record(ranks, len(items), bootstrap=bootstrap, seed=seed)
     for name, scores, path in (("random", rnd, random), ("popular", pop, popular)):
+        extra: dict[str, Any] = {"params": 0}
+        if name in full:
+            extra["full"] = full[name]
         rec = eval_record(
-            name,
-            "reference",
-            scores,
-            users,
-            digest,
-            bootstrap=bootstrap,
-            seed=seed,
-            extra={"params": 0},
+            name, "reference", scores, users, digest, bootstrap=bootstrap, seed=seed, extra=extra
         )
         write_json(path, rec)

@@ -117,6 +117,12 @@ class RecModel(nn.Module):
         rating, logits = self.heads.ratings(u, cand[:, 0], item_vecs)
         return RecOutput(self.heads.scores(u, cand, item_vecs), rating, logits, u, hs)
 
+    @torch.no_grad()
+    def score_all(self, u: torch.Tensor) -> torch.Tensor:
+        """Scores (B, n_items) of user vectors ``u`` against every item (full ranking)."""
+        u = u.to(self.item_features.device)
+        return u @ self.heads.item_proj(self.item_features).T + self.heads.item_bias
+
 
 def rating_loss(out: RecOutput, target_rating: torch.Tensor) -> torch.Tensor:
     """Per-sample (MSE + 5-class CE) of the rating heads; 0 where the rating is unknown (NaN)."""

@@ -32,10 +32,12 @@ def score_split(
     *,
     forward: Callable[[range], RecOutput] | None = None,
     desc: str = "score",
+    users: list[torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidate scores (N, C) and predicted ratings (N,) for every sample of ``data``.
 
-    ``forward`` replaces the plain model call (used when inputs come from a state cache).
+    ``forward`` replaces the plain model call (used when inputs come from a state cache);
+    a list passed as ``users`` receives each batch's user vectors (for full ranking).
     """
     model.eval()
     scores, ratings = [], []
@@ -47,6 +49,8 @@ def score_split(
             out = forward(rng)
         scores.append(out.scores.float().cpu())
         ratings.append(out.rating.float().cpu())
+        if users is not None:
+            users.append(out.user.detach())
     return torch.cat(scores).numpy(), torch.cat(ratings).numpy()
 
 

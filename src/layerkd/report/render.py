@@ -49,6 +49,10 @@ def display_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         models.insert(4, "seeds", one["seeds"].fillna(""))
     for m in METRICS:
         models[m] = [_ci(*r) for r in one[[m, f"{m}_lo", f"{m}_hi"]].itertuples(index=False)]
+    if "other_ndcg@5" in one and one["other_ndcg@5"].notna().any():
+        other = one["other_protocol"].dropna().iloc[0]
+        models[f"ndcg@5 ({other})"] = [_num(v, ".4f") for v in one["other_ndcg@5"]]
+        models[f"mrr ({other})"] = [_num(v, ".4f") for v in one["other_mrr"]]
     eff = pd.DataFrame(
         {
             "model": one["model"],
@@ -77,10 +81,34 @@ LEGEND = (
 )
 
 
-def to_markdown(df: pd.DataFrame, hyps: list[Hypothesis], dataset: str = "") -> str:
+PROTOCOL_TEXT = {
+    "sampled": "sampled ranking: the target among its fixed 1+N candidates",
+    "full": "full ranking: the target against every item but the user's own earlier items",
+}
+SYNTHETIC = (
+    "**Synthetic data.** This dataset comes from the built-in generator: its item families and "
+    "next-item rule are what the models learn, so the hypothesis verdicts below describe the "
+    "generator, not real users. Read them as a check that the pipeline measures correctly."
+)
+
+
+def front_notes(df: pd.DataFrame, synthetic: bool = False) -> list[str]:
+    """What a reader must know before the tables: the protocol of the metrics and tests, and
+    on synthetic data that the verdicts describe the generator."""
+    protocols = [p for p in df.get("protocol", pd.Series(dtype=object)).dropna().unique()]
+    notes = [f"Metrics and tests: {PROTOCOL_TEXT.get(p, p)} (eval.primary)." for p in protocols[:1]]
+    return notes + ([SYNTHETIC] if synthetic else [])
+
+
+def to_markdown(
+    df: pd.DataFrame, hyps: list[Hypothesis], dataset: str = "", synthetic: bool = False
+) -> str:
     """``summary.md``: the two model tables, the legend and the hypotheses."""
     models, eff = display_tables(df)
-    out = [f"# layerkd summary{f': {dataset}' if dataset else ''}", "", "## Models", ""]
+    out = [f"# layerkd summary{f': {dataset}' if dataset else ''}", ""]
+    for note in front_notes(df, synthetic):
+        out += [note, ""]
+    out += ["## Models", ""]
     out += [models.to_markdown(index=False), "", "## Efficiency and significance (NDCG@5)", ""]
     out += [eff.to_markdown(index=False), "", LEGEND, "", "## Hypotheses", ""]
     for h in hyps:
@@ -100,13 +128,16 @@ CSS = (
 )
 
 
-def to_html(df: pd.DataFrame, hyps: list[Hypothesis], dataset: str = "") -> str:
+def to_html(
+    df: pd.DataFrame, hyps: list[Hypothesis], dataset: str = "", synthetic: bool = False
+) -> str:
     """``summary.html``: a self-contained page for the Snakemake report."""
     models, eff = display_tables(df)
     esc = html.escape
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>layerkd summary {esc(dataset)}"
         f"</title><style>{CSS}</style></head><body><h1>layerkd summary {esc(dataset)}</h1>",
+        *(f"<p>{esc(n.replace('**', ''))}</p>" for n in front_notes(df, synthetic)),
         "<h2>Models</h2>",
         models.to_html(index=False, classes="summary", border=0),
         "<h2>Efficiency and significance (NDCG@5)</h2>",

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from layerkd.evaluation.full import as_primary
 from layerkd.evaluation.significance import (
     comparison_table,
     is_adaptive,
@@ -134,6 +135,10 @@ def summary_rows(
         for m in METRICS:
             base[m] = e["metrics"][m]
             base[f"{m}_lo"], base[f"{m}_hi"] = e["ci"][m]
+        base["protocol"] = e.get("protocol")
+        other = (e.get("other") or {}).get("metrics") or {}
+        base["other_protocol"] = e.get("other_protocol") if other else None
+        base["other_ndcg@5"], base["other_mrr"] = other.get(KEY), other.get("mrr")
         base["ndcg@5_seed_sd"] = (e.get("seed_sd") or {}).get(KEY)
         base["valid_ndcg@5"] = (valid or {}).get(e["model"])
         rating = e.get("rating") or {}
@@ -160,6 +165,17 @@ def summary_rows(
     return df.sort_values(["_o", "model", "method"], na_position="first").drop(columns="_o")
 
 
+def _pooled_other(rec: Record, members: list[Record]) -> Record:
+    """A pooled-seeds record's metrics of the other protocol: the mean over its seeds."""
+    names = rec.get("members")
+    if not names or not rec.get("other"):
+        return rec
+    recs = [m for m in members if m["model"] in names and m.get("other")]
+    keys = recs[0]["other"]["metrics"]
+    mean = {k: float(sum(r["other"]["metrics"][k] for r in recs) / len(recs)) for k in keys}
+    return {**rec, "other": {"metrics": mean}}
+
+
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts, missing values as ``null``."""
     return df.astype(object).where(df.notna(), None).to_dict("records")
@@ -178,11 +194,15 @@ def write_report(
     n_boot: int = 1000,
     seed: int = 0,
     dataset: str = "",
+    primary: str = "sampled",
+    synthetic: bool = False,
 ) -> pd.DataFrame:
-    """Write every report file of one dataset; return the summary table."""
+    """Write every report file of one dataset; return the summary table. ``primary`` is the
+    evaluation protocol (``eval.primary``) the tests and hypotheses use."""
     selections = [read_json(p) for p in inputs.selections]
-    raw = attach_selections([read_json(p) for p in inputs.evals], selections)
-    evals = pool_seeds(raw, n_boot=n_boot, seed=seed)
+    loaded = [as_primary(read_json(p), primary) for p in inputs.evals]
+    raw = attach_selections(loaded, selections)
+    evals = [_pooled_other(e, raw) for e in pool_seeds(raw, n_boot=n_boot, seed=seed)]
     scores = {(r := read_json(p))["method"]: r for p in inputs.scores}
     validation = pd.read_csv(inputs.validation) if inputs.validation else None
     valid = validation_scores(inputs.finetune_log, inputs.train_logs)
@@ -200,8 +220,8 @@ def write_report(
         cmp.to_csv(tmp, index=False)
     write_json(out_dir / "summary.json", _records(df))
     write_json(out_dir / "hypotheses.json", [h.to_dict() for h in hyps])
-    _write_text(out_dir / "summary.md", to_markdown(df, hyps, dataset))
-    _write_text(out_dir / "summary.html", to_html(df, hyps, dataset))
+    _write_text(out_dir / "summary.md", to_markdown(df, hyps, dataset, synthetic))
+    _write_text(out_dir / "summary.html", to_html(df, hyps, dataset, synthetic))
     log.info("report: %d models, %d paired tests", df["model"].nunique(), len(cmp))
     for h in hyps:
         log.info("%s %s: %s", h.key, h.title, h.verdict)
@@ -238,6 +258,8 @@ def report_stage(
     dataset: str,
     n_boot: int,
     seed: int,
+    primary: str,
+    synthetic: bool,
 ) -> pd.DataFrame:
     """The ``report`` rule: every report file of one dataset (``validation`` holds the
     method-agreement table, or nothing when fewer than two methods are configured)."""
@@ -255,4 +277,13 @@ def report_stage(
         train_logs=train_logs,
         validation=validation[0] if validation else None,
     )
-    return write_report(inputs, out_dir, plots_dir=plots, n_boot=n_boot, seed=seed, dataset=dataset)
+    return write_report(
+        inputs,
+        out_dir,
+        plots_dir=plots,
+        n_boot=n_boot,
+        seed=seed,
+        dataset=dataset,
+        primary=primary,
+        synthetic=synthetic,
+    )
