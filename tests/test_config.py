@@ -48,6 +48,8 @@ def _dry_run(tmp_path: Path, overlay: dict) -> subprocess.CompletedProcess:
         ({"methods": ["fisher", "magic"]}, "magic"),
         ({"selection": {"k": 30}}, "selection.k=30"),
         ({"distill": {"epochs": 0}}, "epochs"),
+        ({"strategies": ["top_k", "block"]}, "block"),  # a baseline now: none__block, once
+        ({"eval": {"protocol": ["sampled"]}}, "eval.primary"),  # full is primary by default
     ],
 )
 def test_snakemake_refuses_bad_config_naming_the_key(tmp_path, overlay, needle):
@@ -104,7 +106,7 @@ def test_distill_subset_selects_pairs_across_k_and_repeats():
     from layerkd.config import distilled_names
 
     cfg = _base()
-    cfg["methods"], cfg["strategies"] = ["fisher", "ablation"], ["top_k", "block"]
+    cfg["methods"], cfg["strategies"] = ["fisher", "ablation"], ["top_k", "hybrid"]
     cfg["baselines"] = ["first_k", "random"]
     cfg["selection"].update({"k": [4, 8], "random_repeats": 2})
     cfg["selection"]["distill"] = ["fisher__top_k", "none__random"]
@@ -120,3 +122,10 @@ def test_distill_subset_selects_pairs_across_k_and_repeats():
     cfg["selection"]["distill"] = ["attention__top_k"]
     with pytest.raises(ConfigError, match="selection.distill"):
         check_config(cfg)
+
+
+def test_block_is_one_score_free_selection():
+    """``block`` reads angular distances, not a method's scores: one ``none__block`` selection,
+    never one per method."""
+    names = selection_names(_base())
+    assert [n for n in names if "__block__" in n] == ["none__block__k8"]
