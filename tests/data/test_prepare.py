@@ -210,3 +210,16 @@ def test_max_users_keeps_a_seeded_sample_after_the_kcore(synth_prepared: tuple) 
     # more than there are: everything, recorded
     _, df_all, _, st = prepare(inter, items, _params(n_candidates=20, max_users=10**6))
     assert df_all["user_id"].nunique() == full_stats["users"] == st["max_users"]["users_kept"]
+
+
+def test_train_samples_per_user_all_takes_every_position(synth_prepared: tuple) -> None:
+    out, _ = synth_prepared
+    inter = pd.read_parquet(out / "interactions.parquet")
+    items = pd.read_parquet(out / "items.parquet")
+    samples = prepare(inter, items, _params(n_candidates=20, train_samples_per_user="all"))[2]
+    train = samples[samples["split"] == "train"]
+    lengths = inter.groupby("user_id").size()
+    # a user with n interactions: test n-1, valid n-2, train every position 1..n-3
+    assert train.groupby("user_id").size().to_dict() == (lengths - 3).to_dict()
+    two = prepare(inter, items, _params(n_candidates=20, train_samples_per_user=2))[2]
+    assert (two["split"] == "train").sum() == 2 * inter["user_id"].nunique()

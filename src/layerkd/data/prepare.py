@@ -44,7 +44,7 @@ class PrepareParams:
     history_len: int  # most recent items kept in a history
     n_candidates: int  # negatives per valid/test sample
     n_train_candidates: int  # negatives per train/calibration sample
-    train_samples_per_user: int  # training targets per user, the latest positions before valid
+    train_samples_per_user: int | str  # training targets per user (latest first), or "all"
     n_calibration: int  # calibration samples: a seeded subset of train rows
     seed: int
     max_users: int | None  # a seeded sample of users after the k-core (None: all)

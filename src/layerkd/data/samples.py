@@ -3,7 +3,7 @@
 Input: interactions sorted by ``(user_id, timestamp, item_id)`` (the deterministic tie-break) with
 integer user and item codes. Per user with ``n`` interactions: position ``n-1`` is the test target,
 ``n-2`` the validation target, and up to ``train_samples_per_user`` earlier positions (each with at
-least one history item) are training targets. A history is the ``history_len`` items right before
+least one history item; ``all``: every one of them) are training targets. A history is the ``history_len`` items right before
 the target, oldest first.
 
 Negatives of a sample are drawn without replacement from the items the user never interacted with
@@ -88,7 +88,10 @@ def build_samples(
     ``params``: a :class:`layerkd.data.prepare.PrepareParams`.
     """
     n_items = len(item_ids)
-    su, sp, ss = sample_positions(lengths, params.train_samples_per_user)
+    per_user = params.train_samples_per_user
+    if per_user == "all":  # every position with a history: as sequential recommenders train
+        per_user = int(lengths.max(initial=0))
+    su, sp, ss = sample_positions(lengths, int(per_user))
     has_train = np.bincount(su[ss == 0], minlength=len(user_ids)) > 0
     need = np.where(lengths >= 3, params.n_candidates, 0)
     need = np.maximum(need, np.where(has_train, params.n_train_candidates, 0))
