@@ -305,3 +305,13 @@ def test_seeds_are_pooled_per_layerset_and_mode() -> None:
     # a pooled student (seed None) is no longer paired with a single-seed baseline
     cmp = comparison_table(out, ["ndcg@5"], n_boot=100, seed=0)
     assert set(cmp.loc[cmp["model"] == "student/L05-07__keep", "versus"]) == {"teacher", "popular"}
+
+
+def test_seed_signs_pair_seeds_and_fall_back_to_the_single_seed():
+    from layerkd.report.retention import seed_signs
+
+    a = {"seed_metrics": {"0": {"ndcg@5": 0.5}, "1": {"ndcg@5": 0.3}, "2": {"ndcg@5": 0.4}}}
+    b = {"seed_metrics": {"0": {"ndcg@5": 0.4}, "1": {"ndcg@5": 0.35}, "3": {"ndcg@5": 0.0}}}
+    assert seed_signs(a, b) == pytest.approx([0.1, -0.05])  # seeds 0 and 1 only
+    single = {"seed": 0, "metrics": {"ndcg@5": 0.45}}
+    assert seed_signs(a, single) == pytest.approx([0.05])

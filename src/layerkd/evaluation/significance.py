@@ -43,7 +43,7 @@ __all__ = [
 #: Significance level of every test in the report.
 ALPHA = 0.05
 #: Reference rankers every LLM model must beat.
-REFERENCES = ("popular", "random")
+REFERENCES = ("popular", "sasrec", "random")
 
 
 def selection_label(sel: dict[str, Any]) -> str:
@@ -214,6 +214,7 @@ def _pool(group: list[Record], n_boot: int, seed: int) -> Record:
         "metrics": {m: float(v.mean()) for m, v in per_user.items()},
         "ci": {m: list(bootstrap_ci(v, n_boot=n_boot, seed=seed)[1:]) for m, v in per_user.items()},
         "seed_sd": {m: float(np.std(v, ddof=1)) for m, v in means.items()},
+        "seed_metrics": {str(g.get("seed")): dict(g["metrics"]) for g in group},
         "latency_ms_b1": float(np.mean([g.get("latency_ms_b1") or np.nan for g in group])),
         "throughput_users_s": float(
             np.mean([g.get("throughput_users_s") or np.nan for g in group])

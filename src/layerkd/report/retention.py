@@ -22,10 +22,26 @@ def _status(verdict: str) -> str:
     )
 
 
+def seed_signs(a: Record, b: Record, metric: str = METRIC) -> list[float]:
+    """The per-seed differences ``a - b`` of ``metric`` over the seeds both were trained with
+    (pooled records keep each seed's metrics; a single-seed record is its one seed)."""
+
+    def per_seed(r: Record) -> dict[str, float]:
+        if r.get("seed_metrics"):
+            return {s: m[metric] for s, m in r["seed_metrics"].items()}
+        return {str(r.get("seed")): r["metrics"][metric]}
+
+    sa, sb = per_seed(a), per_seed(b)
+    return [sa[s] - sb[s] for s in sorted(set(sa) & set(sb))]
+
+
 def _h3_rows(
     evals: list[Record], cmp: pd.DataFrame, best: Record, t_ndcg: float
 ) -> list[dict[str, Any]]:
-    """One row per baseline (each random repeat apart): retention of both and the test."""
+    """One row per baseline (each random repeat apart): retention of both and the test. With
+    several training seeds a row holds only if the seed mean is significantly better and the
+    difference has the same sign in every seed."""
+    by_name = {e["model"]: e for e in evals}
     rows: list[dict[str, Any]] = []
     bases = baseline_students(evals)
     for name in H3_BASELINES:
@@ -37,6 +53,10 @@ def _h3_rows(
             if row is None:
                 rows.append({"baseline": b, "status": "missing (at this k)"})
                 continue
+            diffs = seed_signs(best, by_name[row["versus_model"]])
+            status = _status(row["verdict"])
+            if status == "holds" and not all(d > 0 for d in diffs):
+                status = "not in every seed"
             rows.append(
                 {
                     "baseline": b,
@@ -46,7 +66,9 @@ def _h3_rows(
                     "diff_ndcg@5": row["diff"],
                     "p_bootstrap": row["p_bootstrap"],
                     "p_wilcoxon": row["p_wilcoxon"],
-                    "status": _status(row["verdict"]),
+                    "seeds": len(diffs),
+                    "seeds_better": sum(d > 0 for d in diffs),
+                    "status": status,
                 }
             )
     return rows
@@ -105,6 +127,11 @@ def h3(evals: list[Record], cmp: pd.DataFrame, valid: dict[str, float] | None = 
         h.notes.append(
             f"The best adaptive selection kept the same layers as {', '.join(same)}: "
             "no gain from the importance scores there."
+        )
+    if rows and max(r.get("seeds", 0) for r in rows) <= 1:
+        h.notes.append(
+            "One training seed per student: the verdict cannot show training variance "
+            "(distill.seeds lists more to require the same sign in every seed)."
         )
     tested = [s for s in states if not s.startswith("missing")]
     if not tested:
