@@ -1,7 +1,7 @@
 # Analysis: importance scores per method (ablation measured by its own sweep), agreement between
 # methods, selections per strategy and k, distinct layer sets.
 
-ruleorder: ablation > score
+ruleorder: ablation > greedy > score
 
 
 rule score:
@@ -46,6 +46,35 @@ rule ablation:
         "../envs/layerkd.yaml"
     script:
         "../scripts/ablation.py"
+
+
+rule greedy:
+    input:
+        teacher="results/{dataset}/teacher/final",
+        features="results/{dataset}/teacher/item_features.pt",
+        item_table="data/processed/{dataset}/items.parquet",
+        samples="data/processed/{dataset}/samples.parquet",
+    output:
+        scores="results/{dataset}/scores/greedy.json",
+    log:
+        "logs/{dataset}/greedy.log",
+    benchmark:
+        "results/{dataset}/benchmarks/greedy.tsv"
+    params:
+        max_samples=config["greedy"]["max_samples"],
+        batch_size=config["teacher"]["batch_size"],
+        max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
+        w_rating=config["teacher"]["finetune"]["w_rating"],
+        # the removal order goes down to the smallest selection.k
+        k=min(config["selection"]["k"])
+        if isinstance(config["selection"]["k"], list)
+        else config["selection"]["k"],
+        **PLACEMENT,
+    threads: HEAVY
+    conda:
+        "../envs/layerkd.yaml"
+    script:
+        "../scripts/greedy.py"
 
 
 rule validation:

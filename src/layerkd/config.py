@@ -29,6 +29,7 @@ AVAILABLE_METHODS = (
     "attention",
     "hybrid",
     "ablation",
+    "greedy",
 )
 
 

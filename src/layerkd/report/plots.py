@@ -31,6 +31,7 @@ from layerkd.records import Record  # noqa: E402
 
 __all__ = [
     "correlation_heatmap",
+    "greedy_curve",
     "importance_heatmap",
     "pareto_plot",
     "selection_map",
@@ -280,6 +281,21 @@ def correlation_heatmap(validation: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def greedy_curve(rec: Record, path: Path) -> Path:
+    """Calibration loss of the greedy method against layers kept (each point one removal)."""
+    n_layers, losses = int(rec["n_layers"]), [rec["full_loss"], *rec["loss_after_removal"]]
+    kept = list(range(n_layers, n_layers - len(losses), -1))
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.plot(kept, losses, marker="o", color="tab:blue")
+    for x, y, layer in zip(kept[1:], losses[1:], rec["removal_order"], strict=True):
+        ax.annotate(str(layer), (x, y), textcoords="offset points", xytext=(0, 5), fontsize=7)
+    ax.invert_xaxis()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="layers kept (label: layer just removed)", ylabel="calibration task loss")
+    ax.set_title("greedy layer removal")
+    return _save(fig, path)
+
+
 def write_plots(
     out_dir: Path,
     *,
@@ -295,6 +311,8 @@ def write_plots(
     written = [pareto_plot(evals, out_dir / "pareto.png")]
     if scores:
         written.append(importance_heatmap(scores, out_dir / "importance.png"))
+    if "greedy" in scores:
+        written.append(greedy_curve(scores["greedy"], out_dir / "greedy.png"))
     if selections:
         ndcg: dict[str, dict[str, float]] = {}
         for e in evals:
