@@ -85,9 +85,9 @@ def student_evals(wildcards):
 
 
 def all_evals(wildcards):
-    """Teacher, students and the reference rankers."""
+    """Teacher, students and the reference rankers (random, most-popular, SASRec)."""
     base = f"results/{wildcards.dataset}/eval"
-    refs = [f"{base}/teacher.json", f"{base}/random.json", f"{base}/popular.json"]
+    refs = [f"{base}/{name}.json" for name in ("teacher", "random", "popular", "sasrec")]
     return refs + student_evals(wildcards)
 
 

@@ -72,6 +72,27 @@ rule evaluate_reference:
         "../scripts/evaluate_reference.py"
 
 
+rule evaluate_sasrec:
+    input:
+        samples="data/processed/{dataset}/samples.parquet",
+        interactions="data/processed/{dataset}/interactions.parquet",
+        item_table="data/processed/{dataset}/items.parquet",
+    output:
+        metrics="results/{dataset}/eval/sasrec.json",
+    log:
+        "logs/{dataset}/evaluate_sasrec.log",
+    benchmark:
+        "results/{dataset}/benchmarks/evaluate_sasrec.tsv"
+    params:
+        sasrec=config["sasrec"],
+        evaluation=config["eval"],
+    threads: 1
+    conda:
+        "../envs/layerkd.yaml"
+    script:
+        "../scripts/evaluate_sasrec.py"
+
+
 rule report:
     input:
         evals=all_evals,

@@ -25,6 +25,7 @@ STAGES = {
     "merge_cache": "layerkd.teacher.stages:merge_cache",
     "score": "layerkd.importance.scores:score_stage",
     "ablation": "layerkd.importance.ablation:ablation_stage",
+    "greedy": "layerkd.importance.greedy:greedy_stage",
     "validation": "layerkd.importance.agreement:agreement_stage",
     "select": "layerkd.selection.stages:select_stage",
     "layersets": "layerkd.selection.stages:layersets_stage",
@@ -32,6 +33,7 @@ STAGES = {
     "distill": "layerkd.student.distill:distill_student",
     "evaluate": "layerkd.evaluation.evaluate:evaluate_model",
     "evaluate_reference": "layerkd.evaluation.reference:evaluate_reference",
+    "evaluate_sasrec": "layerkd.evaluation.sasrec:evaluate_sasrec",
     "report": "layerkd.report.tables:report_stage",
 }
 

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tabulate import tabulate
+
 from layerkd.config import ConfigError, k_values, load_config, selections
 from layerkd.specs import PACKAGED, TINY
 
@@ -28,23 +30,24 @@ STARTUP_S = 120.0  # per job: imports, CUDA initialisation, tokenising
 #: host bytes per kept prompt token while a split is tokenised at once (untruncated encodings with
 #: offsets: ~500 B measured with a word-level tokenizer at 670 -> 384 tokens a prompt), and after
 TOKEN_PEAK, TOKEN_STEADY = 600, 50
-CELL = 80  # host bytes per candidate or history item id in the samples frame
-RUNTIME = 3e9  # host bytes of Python, torch and the CUDA libraries
+CELL, RUNTIME = 80, 3e9  # host bytes: an item id in the samples frame; Python, torch and CUDA
 ASSUMPTIONS = (
     "FLOPs/token: forward 2N (N: matmul weights; the LM head never runs) + 4Th a layer (QK^T, AV on"
     " the full TxT); backward 2x forward (6N); LoRA 4N: forward + activation grads through the "
     "frozen weights, no weight grads for them; the teacher pass adds per-sample Grams "
     "2min(T(din+dout), din*dout) a linear; ablation: the stack once + (L-1)/2 layers a skip",
     "every prompt fills teacher.max_prompt_tokens; epochs at their ceiling, validation before and "
-    "after each; without stats.json: train = users x data.train_samples_per_user, valid = users",
+    "after each; without stats.json: train = users x data.train_samples_per_user, valid = users, "
+    "test = min(users, eval.max_users), calibration = data.n_calibration",
     "compute dtype: teacher.dtype (analysis, evaluation); fine-tuning fp32 (the code keeps fp32 "
     "weights: no autocast, no TF32); distillation bf16 autocast",
     "GPU memory: weights (loaded dtype) + grads/AdamW of what trains + item features + the saved "
     "activations of a micro-batch, (8+6b)h + 4bi B a token and layer (+ aT(4+b) eager attention;"
     " teacher pass + 16h norm hooks + 2bh kept outputs); no recompute, no KV cache",
-    f"host: weights in the load dtype (loaded on the CPU, then moved) + {TOKEN_PEAK} B a prompt "
-    f"token of the largest split (tokenised at once), {TOKEN_STEADY} B of the others, {CELL} B an "
-    f"item id of samples.parquet, {RUNTIME / 1e9:.0f} GB runtime; {STARTUP_S:.0f} s start-up",
+    f"host: weights in the load dtype (loaded on the CPU), a teacher.cache_chunk of rows, "
+    f"{TOKEN_PEAK} B a prompt token of the largest split (tokenised at once), {TOKEN_STEADY} B of "
+    f"the others, {CELL} B a samples.parquet item id, {RUNTIME / 1e9:.0f} GB runtime; "
+    f"{STARTUP_S:.0f} s start-up",
     "I/O at --io-gbps: weights (teacher saved fp32, Hub weights bf16), cache rows, checkpoints "
     "every checkpoint_every steps (16 B a trainable parameter); students: one per distilled "
     "selection (distinct layer sets are known after the layersets checkpoint) x seeds, per mode",
@@ -129,11 +132,11 @@ def sample_counts(
     exists, else from ``data.max_users`` (capping ``users``), else from ``users``."""
     stats = root / "data" / "processed" / dataset / "stats.json"
     data, cap = config["data"], config["eval"].get("max_users")
+    limit = data.get("max_users")
     if stats.is_file():
         st = json.loads(stats.read_text())
         out = {"users": st["users"], "items": st["items"], **st["samples"], "source": str(stats)}
     else:
-        limit = data.get("max_users")
         if users is None and limit is None:
             raise ConfigError(
                 f"no sample count for dataset {dataset!r}: {stats} does not exist, data.max_users "
@@ -145,14 +148,12 @@ def sample_counts(
             ", items assumed = users (pass --items)" if items is None else "")  # fmt: skip
         out = {"users": n, "items": items or n, "train": train, "valid": n, "test": n,
                "calibration": min(int(data["n_calibration"]), train), "source": source}  # fmt: skip
-    if cap is not None:
-        out["test"] = min(out["test"], int(cap))
+    out["test"] = min(out["test"], cap or out["test"])  # eval.max_users
     return out
 
 
 def fit_cost(p: dict[str, Any], n: int, n_valid: int, s: Shape, seq: int, kind: str) -> tuple:
-    """(FLOPs, checkpoints) of one ``fit`` run with settings ``p``: every epoch, validation
-    before training and after each epoch."""
+    """(FLOPs, checkpoints) of a ``fit`` run: all epochs, validation before and after each."""
     steps = p["epochs"] * math.ceil(math.ceil(n / p["batch_size"]) / p["grad_accum"])
     flops = p["epochs"] * n * seq * s.flops(seq, kind)
     flops += (p["epochs"] + 1) * n_valid * seq * s.flops(seq)
@@ -212,7 +213,7 @@ def plan_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape) -> list[
         per, label = seq * L * s.saved(4, seq), "4N LoRA"
     elif ft["mode"] == "top":  # the lower layers run once, their states cached on the CPU
         top, low = replace(s, layers=ft["top_layers"]), replace(s, layers=L - ft["top_layers"])
-        train, (flops, ckpts) = heads + top.layers * (s.matmul + 2 * h), fit_cost(
+        train, (flops, ckpts) = heads + top.layers * (s.matmul + 2 * h) + h, fit_cost(
             ft, ntr, nva, top, seq, "train")  # fmt: skip
         flops, extra = flops + (ntr + nva) * seq * low.flops(seq), (ntr + nva) * seq * h * 4
         per, label = seq * top.layers * s.saved(4, seq), "6N top"
@@ -229,7 +230,8 @@ def plan_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape) -> list[
     per = seq * (L * (s.saved(b, seq, True) + 16 * h + 2 * h * b) + s.transient(b))
     jobs.append(Job("teacher_cache", sh, nc + nt, (nc + nt) * seq, flops, "6N+Gram | 2N", tdt,
                     n * b + grads + feats, per, t["batch_size"],
-                    host(b * n, "train", "calibration"), 4 * n + nt * row))  # fmt: skip
+                    host(b * n + t.get("cache_chunk", 0) * row, "train", "calibration"),
+                    4 * n + nt * row))  # fmt: skip
     na, cap = counts["calibration"], config["ablation"]["max_samples"]
     na, passes = min(na, cap or na), L + L * (L - 1) / 2
     flops = na * seq * passes * replace(s, layers=1).flops(seq)
@@ -246,18 +248,15 @@ def plan_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape) -> list[
     return jobs
 
 
-def _student_jobs(
-    config: dict[str, Any], counts: dict[str, Any], s: Shape, k: int, mode: str, row: float,
-    host: Any,
-) -> list[Job]:  # fmt: skip
+def _student_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape, k: int, mode: str,
+                  row: float, host: Any) -> list[Job]:  # fmt: skip
     """build_student, distill and evaluate_student of the students of one k and mode."""
     t, d, c = config["teacher"], config["distill"], config["student"]["compact"]
     seq, tdt, h, ntr = t["max_prompt_tokens"], t["dtype"], s.hidden, counts["train"]
     st = replace(s, layers=k)
     if mode == "compact":
-        heads = c["num_heads"]
-        st = Shape(k, c["hidden_size"], c["intermediate_size"], heads,
-                   c["num_kv_heads"] or heads, s.vocab, s.tied)  # fmt: skip
+        st = Shape(k, c["hidden_size"], c["intermediate_size"], c["num_heads"],
+                   c["num_kv_heads"] or c["num_heads"], s.vocab, s.tied)  # fmt: skip
     want, only = config["selection"]["distill"], c["selections"]
     chosen = [x for x in selections(config) if x.k == k and (want == "all" or x.pair in want)]
     if mode == "compact" and only is not None:
@@ -305,8 +304,6 @@ def table(jobs: list[Job], gpu: str, utilisation: float, io_gbps: float) -> list
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Print the plan (and write ``--json``); returns what the JSON holds."""
-    from tabulate import tabulate
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--configfile", nargs="*", default=[], help="overlays of config/config.yaml")
     ap.add_argument("--dataset", help="a datasets[].name (default: the first)")

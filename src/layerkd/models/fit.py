@@ -6,6 +6,8 @@ NDCG@5) and the ordered list of parameters to train; :func:`fit` owns the rest:
 * AdamW, linear warmup then cosine decay (:func:`~layerkd.models.train.optimizer_and_schedule`),
   gradient clipping (``max_grad_norm``; 0 switches it off) and gradient accumulation (each
   micro-batch's loss is scaled by its share of the step's samples);
+* bf16 autocast of the forward passes (``autocast``: ``auto`` = on CUDA only, ``bf16``, ``off``),
+  with fp32 master weights;
 * a seeded shuffled batch order per epoch (:func:`~layerkd.models.train.epoch_order`);
 * validation after every epoch, or every ``eval_every`` optimiser steps; early stopping after
   ``patience`` evaluations without a gain; ``epochs`` is a ceiling;
@@ -20,6 +22,7 @@ NDCG@5) and the ordered list of parameters to train; :func:`fit` owns the rest:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
@@ -53,6 +56,17 @@ class FitParams:
     eval_every: int
     checkpoint_every: int
     seed: int
+    autocast: str
+
+
+def autocast(mode: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """The autocast context of a forward pass: bf16 for ``bf16``, and for ``auto`` on CUDA;
+    nothing otherwise (fp32 on CPU: CPU bf16 is slow and changes results)."""
+    if mode not in ("auto", "bf16", "off"):
+        raise ValueError(f"autocast={mode!r}: expected auto, bf16 or off")
+    if mode == "bf16" or (mode == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 class Task(Protocol):
@@ -77,6 +91,7 @@ class Run:
         if missing:
             raise ValueError(f"trainable parameters {missing} are not parameters of the module")
         self.module, self.params, self.p = module, params, p
+        self.device = params[0].device if params else torch.device("cpu")
         self.names = [names[id(prm)] for prm in params]
         self.steps_per_epoch = math.ceil(math.ceil(n / p.batch_size) / p.grad_accum)
         self.opt, self.sched = optimizer_and_schedule(
@@ -118,7 +133,8 @@ def step(task: Task, run: Run, group: list[list[int]]) -> dict[str, float]:
     run.opt.zero_grad(set_to_none=True)
     for idx in group:
         share = len(idx) / n
-        terms = task.loss(idx)
+        with autocast(run.p.autocast, run.device):
+            terms = task.loss(idx)
         (terms["total"] * share).backward()
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) * share
@@ -132,7 +148,8 @@ def step(task: Task, run: Run, group: list[list[int]]) -> dict[str, float]:
 
 def _evaluate(task: Task, run: Run) -> None:
     r = run.state
-    ndcg = task.evaluate()
+    with autocast(run.p.autocast, run.device):
+        ndcg = task.evaluate()
     r["rows"].append({"epoch": r["epoch"], "step": r["step"], "valid_ndcg@5": ndcg})
     r["last_eval"], r["valid"] = r["step"], ndcg
     log.info("step %d: validation NDCG@5 %.4f (best %.4f)", r["step"], ndcg, r["best"])
@@ -166,7 +183,8 @@ def fit(
         run.resume(ckpt)
     else:
         seed_everything(p.seed)
-        best = task.evaluate()
+        with autocast(p.autocast, run.device):
+            best = task.evaluate()
         log.info("validation NDCG@5 before training: %.4f", best)
         run.state = {
             "epoch": 1, "batch_pos": 0, "step": 0, "best": best, "valid": best, "bad": 0,

@@ -13,7 +13,7 @@ from layerkd.report.hypotheses import Hypothesis
 METRICS = RANKING_KEYS
 ROLE_ORDER = {"teacher": 0, "adaptive": 1, "baseline": 2, "reference": 3}
 MARK = {"better": "▲", "worse": "▼", "ns": "", "same": "="}
-VERSUS_NAME = {"popular": "most-popular", "random": "random ranker"}
+VERSUS_NAME = {"popular": "most-popular", "sasrec": "SASRec", "random": "random ranker"}
 
 
 def _ci(v: float, lo: float, hi: float) -> str:

@@ -35,7 +35,7 @@ from layerkd.report.hypotheses import hypotheses
 from layerkd.report.render import METRICS, ROLE_ORDER, to_html, to_markdown
 
 KEY = "ndcg@5"
-VERSUS_ORDER = {"teacher": 0, "popular": 1, "random": 2}
+VERSUS_ORDER = {"teacher": 0, "popular": 1, "sasrec": 2, "random": 3}
 
 log = logging.getLogger(__name__)
 

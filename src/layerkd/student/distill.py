@@ -11,7 +11,7 @@ its scores and hidden states come from the teacher cache.
 Training runs through the one loop :func:`layerkd.models.fit.fit` (AdamW, warmup + cosine,
 clipping, accumulation, early stopping on validation NDCG@5, checkpoints and resume); here:
 validation on a fixed subset of ``valid_samples`` users (the same for every student), bf16
-autocast on CUDA (fp32 on CPU unless asked).
+autocast on CUDA (fp32 on CPU unless asked), applied by the loop.
 """
 
 from __future__ import annotations
@@ -67,7 +67,6 @@ class DistillParams(FitParams):
     hidden_beta: float
     w_rating: float
     train_embeddings: bool
-    autocast: str
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -143,8 +142,6 @@ class _DistillTask:
                 f"teacher cache holds {len(teacher_out)} training samples, "
                 f"samples.parquet has {len(train)}: rerun teacher_cache"
             )
-        if p.autocast not in ("auto", "bf16", "off"):
-            raise ValueError(f"distill.autocast={p.autocast!r}: expected auto, bf16 or off")
         if p.valid_samples and p.valid_samples < len(valid):  # the same subset for every run
             pick = np.random.default_rng(0).choice(len(valid), p.valid_samples, replace=False)
             valid = valid.subset(sorted(pick.tolist()))
@@ -155,20 +152,13 @@ class _DistillTask:
             t_width = teacher_out.rows("hidden", [0]).shape[-1]
             if not align and student.lm.config.hidden_size != t_width:
                 raise ValueError("a student narrower than the teacher needs alignment maps")
-        self.bf16 = p.autocast == "bf16" or (p.autocast == "auto" and device.type == "cuda")
-
-    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.bf16:
-            return torch.autocast(self.dev.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def evaluate(self) -> float:
         """Validation NDCG@5 of the current student."""
 
         def forward(rng: range) -> RecOutput:
             b, cand, _ = self.valid.batch(rng)
-            with self._autocast():
-                return self.student(b.to(self.dev), cand.to(self.dev))
+            return self.student(b.to(self.dev), cand.to(self.dev))
 
         scores = score_split(self.student, self.valid, self.p.batch_size, forward=forward)[0]
         return valid_ndcg5(scores)
@@ -179,7 +169,7 @@ class _DistillTask:
         b, cand, rating = b.to(self.dev), cand.to(self.dev), rating.to(self.dev)
         t_scores = self.teacher.rows("scores", idx).to(self.dev)
         hooks = LayerOutputs(self.student.lm, keep_grad=True)
-        with self._autocast(), hooks if self.use_hidden else contextlib.nullcontext():
+        with hooks if self.use_hidden else contextlib.nullcontext():
             out = self.student(b, cand)
             s_hidden = t_hidden = None
             if self.use_hidden:
