@@ -157,8 +157,9 @@ def _pairs(evals: Sequence[Record]) -> list[tuple[Record, str, Record]]:
     for rec in sorted((e for e in evals if e["kind"] == "student"), key=lambda e: e["model"]):
         if teacher is not None:
             pairs.append((rec, "teacher", teacher))
-        if "popular" in by_name:
-            pairs.append((rec, "popular", by_name["popular"]))
+        for ref in ("popular", "sasrec"):  # the references a student must beat as well
+            if ref in by_name:
+                pairs.append((rec, ref, by_name[ref]))
         for name in sorted(baselines):
             for base in baselines[name]:
                 if _same_setting(rec, base):
