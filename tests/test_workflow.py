@@ -17,12 +17,17 @@ def test_smoke_run_reports_teacher_students_and_references(smoke_run):
     assert {"teacher", "random", "popular"} <= models
     students = sorted(m for m in models if m.startswith("student/"))
     layersets = sorted(p.stem for p in (res / "layersets").glob("*.json"))
-    # one keep student per distinct layer set (seed 0), however many selections chose it
-    keep = sorted(m for m in students if m.endswith("__keep__s0"))
-    assert keep == [f"student/{n}__keep__s0" for n in layersets]
+    # one keep student per distinct layer set, however many selections chose it; its seeds
+    # (distill.seeds: [0, 1]) are pooled into one row
+    keep = sorted(m for m in students if m.endswith("__keep"))
+    assert keep == [f"student/{n}__keep" for n in layersets]
+    assert set(summary[summary["model"].isin(keep)]["seeds"]) == {"0,1"}
+    assert summary[summary["model"].isin(keep)]["ndcg@5_seed_sd"].notna().all()
+    assert "sasrec" in models
     selections = sorted(p.stem for p in (res / "selections").glob("*.json"))
+    assert [s for s in selections if "__block__" in s] == ["none__block__k2"]  # counted once
     assert len(selections) > len(layersets)  # the dedupe had something to do
-    assert len(list((res / "students").glob("*/final/config.json"))) == len(students)
+    assert len(list((res / "students").glob("*/final/config.json"))) == 2 * len(students)
     for col in ("ndcg@5", "ndcg@10", "mrr", "hr@1", "hr@5", "hr@10"):
         assert summary[col].between(0, 1).all()
         assert (summary[f"{col}_lo"] <= summary[col]).all()

@@ -7,9 +7,11 @@ the teacher cache (every tensor, read from either format: the single ``cache.pt`
 versions or the ``cache.json`` index over safetensors chunks; hidden states that one format
 holds and the other does not write are reported as a note), the calibration statistics, every
 score file,
-every selection, and the per-user metrics (and candidate digest) of every evaluation file. Timing
-fields (latency, throughput) are left out: they are measurements of the machine, not results.
-Prints one line per file and exits 1 when anything differs or is missing.
+every selection, and the per-user metrics (and candidate digest) of every evaluation file: every
+key both versions of a file hold (a key one version adds, such as full-ranking metrics, is not
+a difference). Timing fields (latency, throughput) are left out: they are measurements of the
+machine, not results. Files in one tree only are listed apart. Prints one line per file and
+exits 1 when a file both trees hold differs.
 """
 
 from __future__ import annotations
@@ -99,10 +101,10 @@ def compare_files(a: Path, b: Path) -> str | None:
             ta, tb = dict(za), dict(zb)
     else:
         ja, jb = json.loads(a.read_text()), json.loads(b.read_text())
-        for rec in (ja, jb):
-            if isinstance(rec, dict):
-                for key in TIMING:
-                    rec.pop(key, None)
+        if isinstance(ja, dict) and isinstance(jb, dict):
+            common = (set(ja) & set(jb)) - set(TIMING)
+            bad = sorted(k for k in common if ja[k] != jb[k])
+            return None if not bad else f"JSON keys differ: {bad}"
         return None if ja == jb else "JSON differs"
     if ta.keys() != tb.keys():
         return f"keys differ: {sorted(set(ta) ^ set(tb))[:5]}"
@@ -132,18 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"identical {teacher}/cache" if why is None else f"DIFFERENT {teacher}/cache: {why}")
     if note:
         print(f"  note: {note}")
-    failed = why is not None
+    failed, only = int(why is not None), 0
     for rel in sorted(set(rel_a) | set(rel_b)):
         a, b = args.run_a / rel, args.run_b / rel
         if not (a.exists() and b.exists()):
-            print(f"MISSING   {rel} (only in {'A' if a.exists() else 'B'})")
-            failed += 1
+            print(f"only in {'A' if a.exists() else 'B'} {rel}")
+            only += 1
             continue
         why = compare_files(a, b)
         print(f"identical {rel}" if why is None else f"DIFFERENT {rel}: {why}")
         failed += why is not None
-    total = len(set(rel_a) | set(rel_b)) + 1
-    print(f"{total - failed} identical, {failed} different or missing")
+    total = len(set(rel_a) & set(rel_b)) + 1
+    print(f"{total - failed} of {total} compared identical, {failed} different;", end=" ")
+    print(f"{only} in one tree only")
     return 1 if failed else 0
 
 
