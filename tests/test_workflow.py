@@ -48,7 +48,7 @@ def test_smoke_run_scores_are_real_measurements(smoke_run):
 
 def test_smoke_run_ranks_every_model_on_both_protocols(smoke_run):
     """Full ranking ranks the target among a superset of its sampled candidates (every item
-    the user never touched), so per user it can never do better than sampled ranking."""
+    the user never touched), so per user a (deterministic) scorer can never do better there."""
     res = smoke_run / "results" / "smoke"
     n_items = len(pd.read_parquet(smoke_run / "data/processed/smoke/items.parquet"))
     evals = [json.loads(p.read_text()) for p in res.glob("eval/**/*.json")]
@@ -56,6 +56,8 @@ def test_smoke_run_ranks_every_model_on_both_protocols(smoke_run):
     for e in evals:
         full = e["full"]
         assert full["n_items"] == n_items, e["model"]
+        if e["model"] == "random":  # two independent draws: no per-user order between them
+            continue
         for m in ("ndcg@5", "mrr", "hr@10"):
             pairs = zip(full["per_user"][m], e["per_user"][m], strict=True)
             worse = [f <= s + 1e-12 for f, s in pairs]
