@@ -39,8 +39,8 @@ ASSUMPTIONS = (
     "every prompt fills teacher.max_prompt_tokens; epochs at their ceiling, validation before and "
     "after each; without stats.json: train = users x data.train_samples_per_user, valid = users, "
     "test = min(users, eval.max_users), calibration = data.n_calibration",
-    "compute dtype: teacher.dtype (analysis, evaluation); fine-tuning fp32 (the code keeps fp32 "
-    "weights: no autocast, no TF32); distillation bf16 autocast",
+    "compute dtype: teacher.dtype (analysis, evaluation); fine-tuning and distillation: bf16 "
+    "autocast on CUDA over fp32 master weights (fp32, no TF32, with autocast off)",
     "GPU memory: weights (loaded dtype) + grads/AdamW of what trains + item features + the saved "
     "activations of a micro-batch, (8+6b)h + 4bi B a token and layer (+ aT(4+b) eager attention;"
     " teacher pass + 16h norm hooks + 2bh kept outputs); no recompute, no KV cache",
@@ -207,17 +207,19 @@ def plan_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape) -> list[
                 max(4, b) * n + RUNTIME + n_items * ti * TOKEN_PEAK, 10 * n)]  # fmt: skip
     ntr, nva, heads = counts["train"], counts["valid"], heads_params(h, h, n_items, t["head_dim"])
     flops, ckpts, per, extra, train, label = 0.0, 0, 0.0, 0.0, 0, "none"
+    amp = ft["autocast"] == "bf16" or (ft["autocast"] == "auto" and t["device"] == "cuda")
+    fdt = "bf16" if amp else "fp32"
     if ft["mode"] == "lora":
         train = heads + L * ft["lora_r"] * sum(a + c for a, c in s.linears()[:4])
         flops, ckpts = fit_cost(ft, ntr, nva, s, seq, "lora")
-        per, label = seq * L * s.saved(4, seq), "4N LoRA"
+        per, label = seq * L * s.saved(BYTES[fdt], seq), "4N LoRA"
     elif ft["mode"] == "top":  # the lower layers run once, their states cached on the CPU
         top, low = replace(s, layers=ft["top_layers"]), replace(s, layers=L - ft["top_layers"])
         train, (flops, ckpts) = heads + top.layers * (s.matmul + 2 * h) + h, fit_cost(
             ft, ntr, nva, top, seq, "train")  # fmt: skip
         flops, extra = flops + (ntr + nva) * seq * low.flops(seq), (ntr + nva) * seq * h * 4
-        per, label = seq * top.layers * s.saved(4, seq), "6N top"
-    jobs.append(Job("finetune_teacher", 1, ntr, ntr * seq, flops, label, "fp32",
+        per, label = seq * top.layers * s.saved(BYTES[fdt], seq), "6N top"
+    jobs.append(Job("finetune_teacher", 1, ntr, ntr * seq, flops, label, fdt,
                     4 * n + 12 * train + feats, per, ft["batch_size"],
                     host(4 * n + 4 * train + extra, "train", "valid"),
                     8 * n + ckpts * 16 * train))  # fmt: skip
