@@ -83,8 +83,9 @@ def test_plan_of_a_tiny_shape_by_hand():
     gram = 2 * sum(2 * min(seq * (a + b), a * b) for a, b in TINY.linears())
     assert shard.jobs == 1 and shard.samples == 14
     assert shard.flops == 4 * seq * (TINY.flops(seq, "train") + gram) + 10 * seq * TINY.flops(seq)
-    # smoke: k=2 students of fisher__top_k and none__first_k, one seed; compact for fisher only
-    assert jobs["distill k=2 keep"].jobs == 2 and jobs["distill k=2 compact"].jobs == 1
+    # smoke: k=2 students of fisher__top_k and none__first_k, two seeds; compact for fisher only
+    assert config["distill"]["seeds"] == [0, 1]
+    assert jobs["distill k=2 keep"].jobs == 2 * 2 and jobs["distill k=2 compact"].jobs == 1 * 2
     keep = jobs["distill k=2 keep"]  # epochs x 6N + (epochs + 1) validations of every sample
     assert keep.flops == 1 * 10 * seq * TINY.flops(seq, "train") + 2 * 10 * seq * TINY.flops(seq)
 
@@ -154,7 +155,8 @@ def test_the_cluster_plan_lists_every_torch_rule(tmp_path, capsys):
         rows["distill k=8 keep"]["jobs"] == n_sel * 3 == rows["evaluate_student k=8 keep"]["jobs"]
     )
     finetune = rows["finetune_teacher"]
-    assert finetune["FLOPs"] == "4N LoRA" and finetune["peak"] == "fp32"
+    # LoRA on CUDA: bf16 autocast over fp32 master weights (teacher.finetune.autocast: auto)
+    assert finetune["FLOPs"] == "4N LoRA" and finetune["peak"] == "bf16"
     for r in plan["rows"]:
         assert r["h/job"] > 0 and r["host_GB"] > 0, r
         if r["rule"] != "build_student k=8 keep":  # weights: 16 GB (teacher), 5.6 GB (student)
