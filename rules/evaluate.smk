@@ -116,6 +116,7 @@ rule report:
             category="Tables",
             labels={"dataset": "{dataset}", "table": "summary and hypotheses"},
         ),
+        tex="results/{dataset}/report/summary.tex",
         comparisons=report(
             "results/{dataset}/report/comparisons.csv",
             caption="../report/comparisons.rst",

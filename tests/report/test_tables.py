@@ -219,7 +219,7 @@ def test_report_stage_writes_everything(tmp_path: Path, evals) -> None:
         paths.append(p)
     out = tmp_path / "report"
     df = write_report(ReportInputs(evals=paths), out, plots_dir=out / "plots", n_boot=100)
-    for name in ("summary.csv", "summary.md", "summary.json", "summary.html"):
+    for name in ("summary.csv", "summary.md", "summary.json", "summary.html", "summary.tex"):
         text = (out / name).read_text()
         assert all(e["model"] in text for e in evals), name
     rows = json.loads((out / "summary.json").read_text(), parse_constant=_no_nan)
@@ -315,3 +315,19 @@ def test_seed_signs_pair_seeds_and_fall_back_to_the_single_seed():
     assert seed_signs(a, b) == pytest.approx([0.1, -0.05])  # seeds 0 and 1 only
     single = {"seed": 0, "metrics": {"ndcg@5": 0.45}}
     assert seed_signs(a, single) == pytest.approx([0.05])
+
+
+def test_latex_tables_bold_the_best_and_escape(tmp_path: Path, evals) -> None:
+    from layerkd.report.latex import escape, to_latex
+    from layerkd.report.verdict import Hypothesis
+
+    cmp = comparison_table(evals, ["ndcg@5"], n_boot=50, seed=0)
+    df = summary_rows(evals, cmp)
+    tex = to_latex(df, [Hypothesis("H3", "a_b & c", "claim", "holds")], "my_data")
+    assert tex.count("\\toprule") == 2 and tex.count("\\bottomrule") == 2
+    assert "my\\_data" in tex and "a\\_b \\& c" in tex and escape("50%") == "50\\%"
+    best = df.drop_duplicates("model").sort_values("ndcg@5").iloc[-1]
+    row = next(ln for ln in tex.splitlines() if ln.startswith(escape(best["model"]) + " &"))
+    assert row.split(" & ")[1].startswith("\\textbf{")  # the best NDCG@5 is bold
+    half = (best["ndcg@5_hi"] - best["ndcg@5_lo"]) / 2
+    assert f"{best['ndcg@5']:.4f} $\\pm$ {half:.4f}" in row

@@ -32,6 +32,7 @@ from layerkd.evaluation.significance import (
 from layerkd.io import atomic_path, read_json, write_json
 from layerkd.records import Record
 from layerkd.report.hypotheses import hypotheses
+from layerkd.report.latex import to_latex
 from layerkd.report.render import METRICS, ROLE_ORDER, to_html, to_markdown
 
 KEY = "ndcg@5"
@@ -222,6 +223,7 @@ def write_report(
     write_json(out_dir / "hypotheses.json", [h.to_dict() for h in hyps])
     _write_text(out_dir / "summary.md", to_markdown(df, hyps, dataset, synthetic))
     _write_text(out_dir / "summary.html", to_html(df, hyps, dataset, synthetic))
+    _write_text(out_dir / "summary.tex", to_latex(df, hyps, dataset))
     log.info("report: %d models, %d paired tests", df["model"].nunique(), len(cmp))
     for h in hyps:
         log.info("%s %s: %s", h.key, h.title, h.verdict)
@@ -252,6 +254,7 @@ def report_stage(
     md: Path,
     json: Path,
     html: Path,
+    tex: Path,
     comparisons: Path,
     hypotheses: Path,
     plots: Path,
@@ -265,7 +268,8 @@ def report_stage(
     method-agreement table, or nothing when fewer than two methods are configured)."""
     out_dir = csv.parent
     names = {"summary.csv": csv, "summary.md": md, "summary.json": json, "summary.html": html,
-             "comparisons.csv": comparisons, "hypotheses.json": hypotheses}  # fmt: skip
+             "summary.tex": tex, "comparisons.csv": comparisons,
+             "hypotheses.json": hypotheses}  # fmt: skip
     wrong = [str(p) for n, p in names.items() if p != out_dir / n]
     if wrong:
         raise ValueError(f"report writes {sorted(names)} into one directory; got {wrong}")
