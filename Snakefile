@@ -25,6 +25,7 @@ localrules:
     layersets,
     evaluate_reference,
     report,
+    compare_datasets,
 
 
 include: "rules/data.smk"
@@ -38,4 +39,5 @@ rule all:
     input:
         expand("results/{dataset}/report/summary.csv", dataset=DATASETS),
         VALIDATION,
+        ACROSS,
     default_target: True

@@ -18,6 +18,8 @@ VALIDATION = (
     if len(config["methods"]) > 1
     else []
 )
+# with several datasets, one page compares their hypotheses and layer importance
+ACROSS = ["results/datasets/comparison.md"] if len(DATASETS) > 1 else []
 HEAVY = config["threads"] or workflow.cores  # torch steps: all cores by default
 # where every torch step runs: `params: **PLACEMENT` gives it device, dtype and device_map
 PLACEMENT = {k: config["teacher"][k] for k in ("device", "dtype", "device_map")}

@@ -146,3 +146,25 @@ rule report:
         "../envs/layerkd.yaml"
     script:
         "../scripts/report.py"
+
+
+rule compare_datasets:
+    input:
+        scores=expand(
+            "results/{dataset}/scores/{method}.json", dataset=DATASETS, method=config["methods"]
+        ),
+        hypotheses=expand("results/{dataset}/report/hypotheses.json", dataset=DATASETS),
+    output:
+        md="results/datasets/comparison.md",
+        csv="results/datasets/importance_spearman.csv",
+    log:
+        "logs/compare_datasets.log",
+    benchmark:
+        "results/datasets/benchmarks/compare_datasets.tsv"
+    params:
+        datasets=DATASETS,
+    threads: 1
+    conda:
+        "../envs/layerkd.yaml"
+    script:
+        "../scripts/compare_datasets.py"

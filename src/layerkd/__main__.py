@@ -35,6 +35,7 @@ STAGES = {
     "evaluate_reference": "layerkd.evaluation.reference:evaluate_reference",
     "evaluate_sasrec": "layerkd.evaluation.sasrec:evaluate_sasrec",
     "report": "layerkd.report.tables:report_stage",
+    "compare_datasets": "layerkd.report.datasets:datasets_stage",
 }
 
 
