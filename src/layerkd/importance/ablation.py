@@ -4,6 +4,7 @@ the full teacher, on the calibration samples (each skip reruns only the layers a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +47,26 @@ def ablation_scores(
     return full / n, skipped / n - full / n
 
 
+def calibration_samples(
+    teacher: Path,
+    features: Path,
+    item_table: Path,
+    samples: Path,
+    max_samples: int | None,
+    max_prompt_tokens: int,
+    **placement: Any,
+) -> tuple[RecModel, SplitData]:
+    """The saved teacher and its first ``max_samples`` calibration samples (None: all): what
+    the measured methods (ablation, greedy) start from."""
+    model, tok, items, frame, _ = load_for_scoring(
+        teacher, features, item_table, samples, **placement
+    )
+    calib = load_split(frame, items, tok, "calibration", max_prompt_tokens)
+    if max_samples is not None:
+        calib = calib.subset(range(min(max_samples, len(calib))))
+    return model, calib
+
+
 def ablation_stage(
     *,
     teacher: Path,
@@ -63,12 +84,10 @@ def ablation_stage(
 ) -> ScoreRecord:
     """Write ``scores/ablation.json`` (``scores``). Negative deltas (skipping the layer helped)
     are kept in ``raw``; the normalised scores (and so the selections) use ``max(delta, 0)``."""
-    model, tok, items, frame, _ = load_for_scoring(
-        teacher, features, item_table, samples, device=device, dtype=dtype, device_map=device_map
-    )
-    calib = load_split(frame, items, tok, "calibration", max_prompt_tokens)
-    if max_samples is not None:
-        calib = calib.subset(range(min(max_samples, len(calib))))
+    model, calib = calibration_samples(
+        teacher, features, item_table, samples, max_samples, max_prompt_tokens,
+        device=device, dtype=dtype, device_map=device_map,
+    )  # fmt: skip
     full, deltas = ablation_scores(model, calib, batch_size, w_rating)
     rec = score_record("ablation", np.clip(deltas, 0.0, None), len(calib))
     rec.update(

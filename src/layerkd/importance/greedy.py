@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from layerkd.importance.ablation import calibration_samples
 from layerkd.importance.scores import score_record
 from layerkd.io import write_json
 from layerkd.models.backbone import LayerOutputs, LayerSubset
-from layerkd.models.recmodel import RecModel, load_for_scoring, task_loss
-from layerkd.models.samples import SplitData, load_split
+from layerkd.models.recmodel import RecModel, task_loss
+from layerkd.models.samples import SplitData
 from layerkd.models.text import batches
 from layerkd.records import ScoreRecord
 
@@ -173,12 +174,10 @@ def greedy_stage(
     """Write ``scores/greedy.json`` (``scores``) from the first ``max_samples`` calibration
     samples (``None``: all); ``k`` is the smallest ``selection.k`` (a list: its minimum)."""
     k_min = min(k) if isinstance(k, list) else int(k)
-    model, tok, items, frame, _ = load_for_scoring(
-        teacher, features, item_table, samples, device=device, dtype=dtype, device_map=device_map
-    )
-    calib = load_split(frame, items, tok, "calibration", max_prompt_tokens)
-    if max_samples is not None:
-        calib = calib.subset(range(min(max_samples, len(calib))))
+    model, calib = calibration_samples(
+        teacher, features, item_table, samples, max_samples, max_prompt_tokens,
+        device=device, dtype=dtype, device_map=device_map,
+    )  # fmt: skip
     rec = greedy_record(model, calib, k_min, batch_size, w_rating)
     rec["max_samples"] = max_samples
     write_json(scores, rec)
