@@ -25,6 +25,7 @@ GPU_RULES = {
     "finetune_teacher",
     "teacher_cache",
     "ablation",
+    "greedy",
     "distill",
     "evaluate_teacher",
     "evaluate_student",

@@ -101,8 +101,11 @@ def test_eval_max_users_is_one_fixed_subset_for_every_model(tmp_path) -> None:
         {"user_id": ["u00"], "item_id": ["i1"], "rating": [5.0], "timestamp": [1]}
     ).to_parquet(inter)
     ev = defaults("eval", max_users=5, bootstrap=50)
-    evaluate_reference(samples=samples, interactions=inter, random=tmp_path / "r.json",
-                       popular=tmp_path / "p.json", evaluation=ev)  # fmt: skip
+    items = tmp_path / "items.parquet"
+    pd.DataFrame({"item_id": [f"i{n}" for n in range(9)]}).to_parquet(items)
+    evaluate_reference(samples=samples, interactions=inter, item_table=items,
+                       random=tmp_path / "r.json", popular=tmp_path / "p.json",
+                       evaluation=ev)  # fmt: skip
     for name in ("r.json", "p.json"):
         rec = read_json(tmp_path / name)
         assert rec["user_ids"] == test_users and rec["n_users"] == 5
