@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from layerkd.config import settings
 from layerkd.data.prepare import PrepareParams, prepare_dataset
 
 
@@ -28,7 +29,7 @@ def main() -> None:
             raw,
             "amazon2018_csv",
             "Magazine_Subscriptions",
-            PrepareParams(n_candidates=49),
+            settings(PrepareParams, "data", n_candidates=49),  # the schema's data defaults
             Path(out),
         )
         seconds = time.perf_counter() - start
