@@ -56,13 +56,11 @@ def cache_tensors(teacher_dir: Path) -> dict[str, Any]:
     """Every tensor of a teacher cache, flat, in sample order, whichever format wrote it."""
     if (teacher_dir / "cache.pt").exists():
         return _tensors(torch.load(teacher_dir / "cache.pt", weights_only=False))
-    from layerkd.teacher.cache import merge_shards
+    from layerkd.teacher.cache import merge_calibration
     from layerkd.teacher.store import TeacherCache, load_calibration
 
     shards = sorted(p for p in (teacher_dir / "cache").iterdir() if p.is_dir())
-    parts = [{"calibration": load_calibration(d), "train": {}, "train_index": torch.zeros(0)}
-             for d in shards]  # fmt: skip
-    out = _tensors({"calibration": merge_shards(parts)["calibration"]})
+    out = _tensors({"calibration": merge_calibration([load_calibration(d) for d in shards])})
     cache = TeacherCache(teacher_dir / "cache.json")
     names = ["scores", "user", *(["hidden"] if cache.has_hidden else [])]
     out.update({f"train.{n}": cache.rows(n, range(len(cache))) for n in names})

@@ -231,30 +231,10 @@ def test_projection_handles_grouped_query_attention():
 def test_projection_rejects_impossible_shapes(ws):
     teacher = _teacher(ws)
     states = _states(ws, [1, 3])
-    with pytest.raises(ValueError, match="head size"):
-        build_compact(
-            teacher,
-            [1, 3],
-            _spec(hidden_size=16, intermediate_size=32, num_heads=4),
-            states,
-            seed=0,
-        )
-    with pytest.raises(ValueError, match="exceeds"):
-        build_compact(
-            teacher,
-            [1, 3],
-            _spec(hidden_size=64, intermediate_size=32, num_heads=8),
-            states,
-            seed=0,
-        )
-    with pytest.raises(ValueError, match="multiple"):
-        build_compact(
-            teacher,
-            [1, 3],
-            _spec(hidden_size=18, intermediate_size=32, num_heads=4),
-            states,
-            seed=0,
-        )
+    for match, hidden, heads in (("head size", 16, 4), ("exceeds", 64, 8), ("multiple", 18, 4)):
+        spec = _spec(hidden_size=hidden, intermediate_size=32, num_heads=heads)
+        with pytest.raises(ValueError, match=match):
+            build_compact(teacher, [1, 3], spec, states, seed=0)
 
 
 def test_distill_jobs_equal_distinct_layer_sets_for_every_strategy(tmp_path):

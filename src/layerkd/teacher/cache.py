@@ -276,22 +276,29 @@ def shard_indices(n: int, shard: int, n_shards: int) -> list[int]:
     return list(range(shard, n, n_shards))
 
 
+def merge_calibration(calib: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge the calibration statistics of shards: sums add up, per-sample rows are put back
+    in sample order."""
+    if not calib:
+        raise ValueError("no cache shards to merge")
+    index = torch.cat([c["index"] for c in calib])
+    order = torch.argsort(index)
+    return {
+        "n": sum(int(c["n"]) for c in calib),
+        "sums": {k: sum(c["sums"][k] for c in calib) for k in calib[0]["sums"]},
+        "last_states": torch.cat([c["last_states"] for c in calib])[order],
+        "index": index[order],
+    }
+
+
 def merge_shards(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Merge shard results: sums add up, per-sample rows are put back in sample order."""
     if not parts:
         raise ValueError("no cache shards to merge")
-    calib = [p["calibration"] for p in parts]
-    index = torch.cat([c["index"] for c in calib])
-    order = torch.argsort(index)
     train_index = torch.cat([p["train_index"] for p in parts])
     torder = torch.argsort(train_index)
     merged = {
-        "calibration": {
-            "n": sum(int(c["n"]) for c in calib),
-            "sums": {k: sum(c["sums"][k] for c in calib) for k in calib[0]["sums"]},
-            "last_states": torch.cat([c["last_states"] for c in calib])[order],
-            "index": index[order],
-        },
+        "calibration": merge_calibration([p["calibration"] for p in parts]),
         "train_index": train_index[torder],
     }
     for key in parts[0]["train"]:

@@ -30,7 +30,7 @@ from layerkd.teacher.cache import (
     block_distances,
     calibration_pass,
     iter_train_outputs,
-    merge_shards,
+    merge_calibration,
     shard_indices,
 )
 from layerkd.teacher.finetune import FinetuneParams, finetune
@@ -171,11 +171,7 @@ def merge_cache(*, shards: list[Path], cache: Path, stats: Path, n_shards: int) 
         raise ValueError(
             f"merge_cache: {len(shards)} shard directories for teacher.shards={n_shards}"
         )
-    parts = [
-        {"calibration": load_calibration(d), "train": {}, "train_index": torch.zeros(0)}
-        for d in shards
-    ]
-    calib = merge_shards(parts)["calibration"]
+    calib = merge_calibration([load_calibration(d) for d in shards])
     arrays = {f"sum_{k}": v.double().numpy() for k, v in calib["sums"].items()}
     with atomic_path(stats, suffix=".npz") as tmp, open(tmp, "wb") as fh:
         np.savez(
