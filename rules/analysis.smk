@@ -1,5 +1,5 @@
 # Analysis: importance scores per method (ablation measured by its own sweep), agreement between
-# methods, selections per strategy and k, distinct layer sets.
+# methods, selections per strategy and k, the screen of every layer set, distinct layer sets.
 
 ruleorder: ablation > greedy > score
 
@@ -117,10 +117,41 @@ rule select:
         "../scripts/select.py"
 
 
+rule screen:
+    input:
+        teacher="results/{dataset}/teacher/final",
+        features="results/{dataset}/teacher/item_features.pt",
+        item_table="data/processed/{dataset}/items.parquet",
+        samples="data/processed/{dataset}/samples.parquet",
+        cache="results/{dataset}/teacher/cache.json",
+        selections=selection_files_k,
+    output:
+        csv="results/{dataset}/screen/k{k}.csv",
+        png="results/{dataset}/screen/k{k}.png",
+    log:
+        "logs/{dataset}/screen_k{k}.log",
+    benchmark:
+        "results/{dataset}/benchmarks/screen_k{k}.tsv"
+    params:
+        k=wildcard_int("k"),
+        steps=config["selection"]["screen"]["steps"],
+        max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
+        distill_cfg=distill_params,
+        **PLACEMENT,
+    threads: HEAVY
+    conda:
+        "../envs/layerkd.yaml"
+    resources:
+        mem_mb=16000,
+    script:
+        "../scripts/screen.py"
+
+
 checkpoint layersets:
     input:
         selections=distilled_selection_files,
         every_selection=selection_files,
+        screens=distilled_screens,
     output:
         layersets=directory("results/{dataset}/layersets"),
     log:
@@ -129,6 +160,7 @@ checkpoint layersets:
         "results/{dataset}/benchmarks/layersets.tsv"
     params:
         distilled=DISTILLED,
+        top=config["selection"]["screen"]["top"],
     threads: 1
     conda:
         "../envs/layerkd.yaml"

@@ -4,7 +4,13 @@
 
 from snakemake.utils import validate
 
-from layerkd.config import cache_needs_hidden, check_config, distilled_names, selection_names
+from layerkd.config import (
+    cache_needs_hidden,
+    check_config,
+    distilled_names,
+    k_values,
+    selection_names,
+)
 
 validate(config, schema="../config/schema.yaml", set_default=True)
 check_config(config)
@@ -12,6 +18,9 @@ check_config(config)
 DATASETS = [d["name"] for d in config["datasets"]]
 SELECTIONS = selection_names(config)
 DISTILLED = distilled_names(config)
+# every distinct layer set of each k is screened; with distill: screen the screen picks students
+K_VALUES = k_values(config)
+SCREENED = config["selection"]["distill"] == "screen"
 # method agreement needs at least two methods
 VALIDATION = (
     expand("results/{dataset}/validation/correlations.csv", dataset=DATASETS)
@@ -67,6 +76,21 @@ def score_input(wildcards):
 def selection_files(wildcards):
     """Every selection of a dataset."""
     return [f"results/{wildcards.dataset}/selections/{s}.json" for s in SELECTIONS]
+
+
+def selection_files_k(wildcards):
+    """Every selection of a dataset with ``{k}`` layers (what one screen job scores)."""
+    return [p for p in selection_files(wildcards) if p.endswith(f"__k{wildcards.k}.json")]
+
+
+def screen_files(wildcards):
+    """The screen table of every k of a dataset."""
+    return [f"results/{wildcards.dataset}/screen/k{k}.csv" for k in K_VALUES]
+
+
+def distilled_screens(wildcards):
+    """The screen tables the layersets checkpoint picks students from (``distill: screen``)."""
+    return screen_files(wildcards) if SCREENED else []
 
 
 def distilled_selection_files(wildcards):

@@ -101,6 +101,7 @@ rule report:
         finetune_log="results/{dataset}/teacher/finetune_log.parquet",
         train_logs=student_train_logs,
         validation=validation_table,
+        screens=screen_files,
     output:
         csv=report(
             "results/{dataset}/report/summary.csv",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -83,9 +84,18 @@ def test_plan_of_a_tiny_shape_by_hand():
     gram = 2 * sum(2 * min(seq * (a + b), a * b) for a, b in TINY.linears())
     assert shard.jobs == 1 and shard.samples == 14
     assert shard.flops == 4 * seq * (TINY.flops(seq, "train") + gram) + 10 * seq * TINY.flops(seq)
-    # smoke: k=2 students of fisher__top_k and none__first_k, two seeds; compact for fisher only
+    # smoke: the screen's top 2 layer sets and none__first_k, two seeds; compact for fisher
+    # only, so at most the screen's 2 (an upper bound: the screen may not choose fisher's set)
     assert config["distill"]["seeds"] == [0, 1]
-    assert jobs["distill k=2 keep"].jobs == 2 * 2 and jobs["distill k=2 compact"].jobs == 1 * 2
+    assert config["selection"]["screen"] == {"steps": 2, "top": 2, "baselines": ["first_k"]}
+    assert jobs["distill k=2 keep"].jobs == 3 * 2 and jobs["distill k=2 compact"].jobs == 2 * 2
+    # the screen: 8 selections at k=2 (5 methods x top_k + first_k, uniform, block), each
+    # scored twice on the 10 validation samples (2N) and trained 2 steps of 16 samples (6N)
+    screen = jobs["screen k=2 keep"]
+    two = replace(TINY, layers=2)
+    assert screen.jobs == 1 and screen.samples == 8 * 10
+    per_set = 2 * 10 * seq * two.flops(seq) + 2 * 16 * seq * two.flops(seq, "train")
+    assert screen.flops == 8 * per_set
     keep = jobs["distill k=2 keep"]  # epochs x 6N + (epochs + 1) validations of every sample
     assert keep.flops == 1 * 10 * seq * TINY.flops(seq, "train") + 2 * 10 * seq * TINY.flops(seq)
 

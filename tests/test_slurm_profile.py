@@ -26,6 +26,7 @@ GPU_RULES = {
     "teacher_cache",
     "ablation",
     "greedy",
+    "screen",
     "distill",
     "evaluate_teacher",
     "evaluate_student",

@@ -28,6 +28,7 @@ STAGES = {
     "greedy": "layerkd.importance.greedy:greedy_stage",
     "validation": "layerkd.importance.agreement:agreement_stage",
     "select": "layerkd.selection.stages:select_stage",
+    "screen": "layerkd.student.screen:screen_stage",
     "layersets": "layerkd.selection.stages:layersets_stage",
     "build_student": "layerkd.student.build:build_student",
     "distill": "layerkd.student.distill:distill_student",

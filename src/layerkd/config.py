@@ -153,11 +153,16 @@ def selection_names(config: dict[str, Any]) -> list[str]:
 
 
 def distilled_names(config: dict[str, Any]) -> list[str]:
-    """The selections whose layer sets get a student: ``selection.distill`` lists
-    ``{method}__{strategy}`` pairs (every k and every random repeat of a pair), or ``all``."""
+    """The selections whose layer sets surely get a student: ``selection.distill`` lists
+    ``{method}__{strategy}`` pairs (every k and every random repeat of a pair), or ``all``;
+    with ``screen``, the baselines of ``selection.screen.baselines`` (the screen's best layer
+    sets are added by the layersets checkpoint, once the screen has run)."""
     wanted = config["selection"]["distill"]
     chosen = selections(config)
-    if wanted != "all":
+    if wanted == "screen":
+        keep = set(config["selection"]["screen"]["baselines"])
+        chosen = [s for s in chosen if s.method == "none" and s.strategy in keep]
+    elif wanted != "all":
         chosen = [s for s in chosen if s.pair in set(wanted)]
     return [s.stem for s in chosen]
 
@@ -186,7 +191,7 @@ def check_config(config: dict[str, Any]) -> None:
                 f"teacher.finetune.top_layers={top} exceeds the teacher's {n_layers} layers"
             )
     wanted = config["selection"]["distill"]
-    if wanted != "all":
+    if wanted not in ("all", "screen"):
         known = {s.pair for s in selections(config)}
         unknown = sorted(set(wanted) - known)
         if unknown:

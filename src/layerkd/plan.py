@@ -16,8 +16,10 @@ from typing import Any
 
 from tabulate import tabulate
 
-from layerkd.config import ConfigError, k_values, load_config, selections
-from layerkd.specs import PACKAGED, TINY
+from layerkd.config import ConfigError, distilled_names, k_values, load_config, selections
+from layerkd.shapes import KNOWN_SHAPES, Shape, model_shape
+
+__all__ = ["KNOWN_SHAPES", "Shape", "model_shape", "plan_jobs", "sample_counts", "main"]
 
 #: dense peak FLOP/s per compute dtype (fp32: no tensor cores, torch's default of no TF32), GB
 GPUS = {
@@ -52,77 +54,6 @@ ASSUMPTIONS = (
     "every checkpoint_every steps (16 B a trainable parameter); students: one per distilled "
     "selection (distinct layer sets are known after the layersets checkpoint) x seeds, per mode",
 )
-
-
-@dataclass(frozen=True)
-class Shape:
-    """A Llama-style decoder: the sizes that fix its parameters and FLOPs."""
-
-    layers: int
-    hidden: int
-    intermediate: int
-    heads: int
-    kv_heads: int
-    vocab: int
-    tied: bool
-
-    def linears(self) -> list[tuple[int, int]]:
-        """(in, out) of each linear of one layer: q, k, v, o, gate, up, down."""
-        h, kv, i = self.hidden, self.kv_heads * (self.hidden // self.heads), self.intermediate
-        return [(h, h), (h, kv), (h, kv), (h, h), (h, i), (h, i), (i, h)]
-
-    @property
-    def matmul(self) -> int:
-        """Weights of one layer used in matmuls (the two norms excluded)."""
-        return sum(a * b for a, b in self.linears())
-
-    @property
-    def params(self) -> int:
-        """All parameters: layers, final norm, embeddings and (untied) LM head."""
-        emb = self.vocab * self.hidden * (1 if self.tied else 2)
-        return self.layers * (self.matmul + 2 * self.hidden) + self.hidden + emb
-
-    def flops(self, seq: int, kind: str = "fwd") -> float:
-        """FLOPs per token: ``fwd`` (2N), ``train`` (6N) or ``lora`` (4N), attention included."""
-        w, a = {"fwd": (2, 1), "train": (6, 3), "lora": (4, 3)}[kind]
-        return self.layers * (w * self.matmul + a * 4 * seq * self.hidden)
-
-    def saved(self, b: int, seq: int, eager: bool = False) -> float:
-        """Bytes saved for the backward per token and layer (``b``: compute dtype bytes)."""
-        h, i = self.hidden, self.intermediate
-        attn = self.heads * seq * (4 + b) if eager else 4 * self.heads
-        return 2 * (4 * h + b * h) + 4 * b * h + 4 * b * i + attn
-
-    def transient(self, b: int) -> float:
-        """Bytes per token of a no-grad forward's intermediates (one layer at a time)."""
-        return b * (3 * self.intermediate + 4 * self.hidden)
-
-
-_LLAMA = ("meta-llama/Meta-Llama-3-8B", "meta-llama/Meta-Llama-3-8B-Instruct")
-_SMOL = ("HuggingFaceTB/SmolLM2-135M", "HuggingFaceTB/SmolLM2-135M-Instruct", PACKAGED)
-KNOWN_SHAPES = dict.fromkeys(_LLAMA, Shape(32, 4096, 14336, 32, 8, 128256, False)) | dict.fromkeys(
-    _SMOL, Shape(30, 576, 1536, 9, 3, 49152, True))  # fmt: skip
-
-
-def model_shape(teacher: dict[str, Any]) -> Shape:
-    """The teacher's shape: ``teacher.tiny``, a local ``config.json`` or :data:`KNOWN_SHAPES`."""
-    model, cfg = teacher["model"], Path(teacher["model"]) / "config.json"
-    if model == TINY:  # the word vocabulary depends on the data: 1000 assumed
-        t = teacher["tiny"]
-        return Shape(t["num_layers"], t["hidden_size"], t["intermediate_size"], t["num_heads"],
-                     t.get("num_kv_heads") or t["num_heads"], 1000, True)  # fmt: skip
-    if cfg.is_file():
-        c = json.loads(cfg.read_text())
-        kv = c.get("num_key_value_heads") or c["num_attention_heads"]
-        return Shape(c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"],
-                     c["num_attention_heads"], kv, c["vocab_size"],
-                     bool(c.get("tie_word_embeddings", False)))  # fmt: skip
-    if model in KNOWN_SHAPES:
-        return KNOWN_SHAPES[model]
-    raise ConfigError(
-        f"teacher.model={model!r} is neither a local model directory with config.json nor in "
-        f"the built-in shape table {sorted(KNOWN_SHAPES)} (nothing is downloaded)"
-    )
 
 
 def sample_counts(
@@ -259,11 +190,12 @@ def _student_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape, k: i
     if mode == "compact":
         st = Shape(k, c["hidden_size"], c["intermediate_size"], c["num_heads"],
                    c["num_kv_heads"] or c["num_heads"], s.vocab, s.tied)  # fmt: skip
-    want, only = config["selection"]["distill"], c["selections"]
-    chosen = [x for x in selections(config) if x.k == k and (want == "all" or x.pair in want)]
+    only, names = c["selections"], set(distilled_names(config))
+    chosen = [x for x in selections(config) if x.k == k and x.stem in names]
     if mode == "compact" and only is not None:
         chosen = [x for x in chosen if x.pair in only]
-    count, ns, tag = len(chosen) * len(d["seeds"]), st.params, f" k={k} {mode}"
+    top = config["selection"]["screen"]["top"] if config["selection"]["distill"] == "screen" else 0
+    count, ns, tag = (len(chosen) + top) * len(d["seeds"]), st.params, f" k={k} {mode}"
     feats = counts["items"] * (h + t["head_dim"]) * 4
     auto = d["train_embeddings"] is None and mode == "compact" and c["init"] == "random"
     embed = bool(d["train_embeddings"]) or auto
@@ -283,7 +215,19 @@ def _student_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape, k: i
                    nte * seq * st.flops(seq), "2N", tdt, ns * b + feats,
                    seq * st.transient(b) + counts["items"] * 4, config["eval"]["batch_size"],
                    host(b * ns, "test"), 4 * ns)  # fmt: skip
-    return [build, distill, evaluate]
+    if mode != "keep":
+        return [build, distill, evaluate]
+    # the screen: every selection's layer set (an upper bound on the distinct ones) scored on
+    # the validation subset at init and after the screen steps, one keep student at a time
+    n_sets, nvs = sum(x.k == k for x in selections(config)), min(nv, d["valid_samples"] or nv)
+    steps = config["selection"]["screen"]["steps"]
+    work = (1 + (steps > 0)) * nvs * seq * st.flops(seq) + steps * d["batch_size"] * seq * st.flops(
+        seq, "train")  # fmt: skip
+    screen = Job("screen" + tag, 1, n_sets * nvs, n_sets * nvs * seq, n_sets * work, "2N+6N", dt,
+                 4 * s.params + 4 * ns + 14 * train + feats, seq * k * st.saved(BYTES[dt], seq),
+                 d["batch_size"], host(4 * s.params + 8 * train, "train", "valid"),
+                 4 * s.params)  # fmt: skip
+    return [screen, build, distill, evaluate]
 
 
 def table(jobs: list[Job], gpu: str, utilisation: float, io_gbps: float) -> list[dict[str, Any]]:

@@ -226,7 +226,7 @@ def test_report_stage_writes_everything(tmp_path: Path, evals) -> None:
     assert len(rows) == len(df) == len(evals)
     assert {r["model"] for r in rows} == {e["model"] for e in evals}
     hyps = json.loads((out / "hypotheses.json").read_text(), parse_constant=_no_nan)
-    assert [h["key"] for h in hyps] == ["R", "H1", "H2", "H3"]
+    assert [h["key"] for h in hyps] == ["T", "R", "H1", "H2", "H3", "S"]
     assert pd.read_csv(out / "comparisons.csv")["metric"].nunique() == len(RANKING_KEYS)
     assert (out / "plots" / "pareto.png").stat().st_size > 0
 

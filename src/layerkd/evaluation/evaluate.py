@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from layerkd.evaluation.full import full_ranks, full_record, seen_items
-from layerkd.evaluation.metrics import rating_metrics
+from layerkd.evaluation.metrics import ranking_metrics, rating_metrics, summarise
 from layerkd.evaluation.reference import candidates_digest, eval_record, test_rows
 from layerkd.evaluation.stats import bootstrap_ci
 from layerkd.io import write_json
@@ -83,6 +83,33 @@ def rating_detail(
     }
 
 
+def valid_record(
+    net: Any,
+    frame: pd.DataFrame,
+    items: pd.DataFrame,
+    tok: Any,
+    max_prompt_tokens: int,
+    batch_size: int,
+    name: str,
+) -> dict[str, Any]:
+    """Per-user sampled-ranking metrics on the validation samples of the test users in
+    ``frame`` (the report's under-training gate compares teacher and students on them; the
+    test numbers stay untouched by that choice)."""
+    users = set(frame.loc[frame["split"] == "test", "user_id"])
+    rows = frame[(frame["split"] != "valid") | frame["user_id"].isin(users)]
+    valid = load_split(rows, items, tok, "valid", max_prompt_tokens)
+    scores = score_split(net, valid, batch_size, desc=f"validate {name}")[0]
+    per_user = ranking_metrics(scores)
+    return {
+        "model": f"{name} (valid)",
+        "split": "valid",
+        "protocol": "sampled",
+        "user_ids": valid.user_ids,
+        "metrics": summarise(per_user),
+        "per_user": {k: v.tolist() for k, v in per_user.items()},
+    }
+
+
 def evaluate_model(
     *,
     model: Path,
@@ -124,6 +151,7 @@ def evaluate_model(
         ),
         **_speed(net, test, batch_size),
     }
+    extra["valid"] = valid_record(net, frame, items, tok, max_prompt_tokens, batch_size, name)
     if "full" in evaluation["protocol"]:
         u = torch.cat(users)
         tests = frame[frame["split"] == "test"].reset_index(drop=True)

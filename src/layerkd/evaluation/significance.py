@@ -205,6 +205,12 @@ def _pool(group: list[Record], n_boot: int, seed: int) -> Record:
     kind, _, stem = first["model"].rpartition("/")  # student/{layerset}__{mode}__s{seed}
     name = f"{kind}/{StudentName.parse(stem).pooled}" if kind else StudentName.parse(stem).pooled
     rating = [g.get("rating") or {} for g in group]
+    valid = None
+    if all(g.get("valid") for g in group):  # validation metrics, pooled the same way
+        vs = [g["valid"] for g in group]
+        v_user = {m: np.mean([paired_arrays(vs[0], v, m)[1] for v in vs], axis=0) for m in metrics}
+        valid = {**vs[0], "per_user": {m: v.tolist() for m, v in v_user.items()}}
+        valid["metrics"] = {m: float(v.mean()) for m, v in v_user.items()}
     return {
         **first,
         "model": name,
@@ -223,6 +229,7 @@ def _pool(group: list[Record], n_boot: int, seed: int) -> Record:
         "rating": {
             k: float(np.mean([r.get(k, np.nan) for r in rating])) for k in ("rmse", "accuracy")
         },
+        "valid": valid,
     }
 
 

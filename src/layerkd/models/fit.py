@@ -85,7 +85,16 @@ class Run:
     """The trainable weights (by name in ``module``), optimiser, schedule and run state of one
     :func:`fit` call."""
 
-    def __init__(self, module: nn.Module, params: list[nn.Parameter], p: FitParams, n: int):
+    def __init__(
+        self,
+        module: nn.Module,
+        params: list[nn.Parameter],
+        p: FitParams,
+        n: int,
+        total_steps: int | None = None,
+    ):
+        """``total_steps`` sets the length of the lr schedule (default: ``epochs`` epochs of
+        ``n`` samples; the screen runs a few steps with a schedule of their own)."""
         names = {id(prm): name for name, prm in module.named_parameters()}
         missing = [i for i, prm in enumerate(params) if id(prm) not in names]
         if missing:
@@ -94,9 +103,8 @@ class Run:
         self.device = params[0].device if params else torch.device("cpu")
         self.names = [names[id(prm)] for prm in params]
         self.steps_per_epoch = math.ceil(math.ceil(n / p.batch_size) / p.grad_accum)
-        self.opt, self.sched = optimizer_and_schedule(
-            params, p.lr, p.weight_decay, self.steps_per_epoch * p.epochs, p.warmup
-        )
+        total = total_steps if total_steps is not None else self.steps_per_epoch * p.epochs
+        self.opt, self.sched = optimizer_and_schedule(params, p.lr, p.weight_decay, total, p.warmup)
         self.state: dict[str, Any] = {}
 
     def weights(self) -> dict[str, torch.Tensor]:

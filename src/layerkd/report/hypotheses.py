@@ -1,5 +1,7 @@
 """The report's hypotheses, computed from the run's outputs (never written by hand).
 
+* **T** - the under-training gate (:mod:`layerkd.report.gate`): no student is significantly
+  above the teacher on validation; when it fails, R does not hold.
 * **R** - the teacher beats the most-popular ranker (else its layers are not worth studying).
 * **H1** - importance concentrates in the upper layers: the mean normalised score of the upper
   (deepest) quarter over the lower quarter lies in 3.8-8.5 (claimed for a 32-layer teacher).
@@ -23,6 +25,7 @@ import pandas as pd
 from layerkd.evaluation.significance import compare, is_adaptive, selection_label
 from layerkd.importance.scores import upper_lower_ratio
 from layerkd.records import Record
+from layerkd.report.gate import teacher_gate
 from layerkd.report.retention import h3
 from layerkd.report.verdict import METRIC, VALID, Hypothesis, chooser, paired_row
 
@@ -244,10 +247,17 @@ def hypotheses(
     n_boot: int,
     seed: int,
 ) -> list[Hypothesis]:
-    """R, H1, H2 and H3, in report order. ``valid`` maps a student's model name to its
-    validation NDCG@5 (used to choose the "best" students without looking at the test set)."""
+    """T, R, H1, H2 and H3, in report order. ``valid`` maps a student's model name to its
+    validation NDCG@5 (used to choose the "best" students without looking at the test set).
+    When T flags an under-trained teacher, R does not hold whatever its own tests say."""
+    gate = teacher_gate(evals, n_boot=n_boot, seed=seed)
+    ref = reference_check(evals, cmp)
+    if gate.verdict == "does not hold" and ref.verdict != "untestable":
+        ref.verdict = "does not hold"
+        ref.notes.append("The under-training gate (T) flags the teacher: R does not hold.")
     return [
-        reference_check(evals, cmp),
+        gate,
+        ref,
         h1(scores),
         h2(evals, validation, valid, n_boot=n_boot, seed=seed),
         h3(evals, cmp, valid),

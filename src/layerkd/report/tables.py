@@ -8,7 +8,10 @@ Outputs (``results/{dataset}/report/``):
   parameters, latency, throughput, retention, speedup and the NDCG@5 paired tests against the
   teacher, most-popular and the score-free baselines (``d_vs_*``, ``p_vs_*``, ``sig_vs_*``).
 * ``summary.md`` / ``summary.html`` - the same, one row per model, then the hypotheses.
-* ``comparisons.csv`` - every paired test on every metric; ``hypotheses.json``.
+* ``comparisons.csv`` - every paired test on every metric; ``hypotheses.json`` (T, R, H1-H3,
+  and S, the screen's validity).
+* ``screen.csv`` - every screened layer set beside its distilled student's numbers;
+  ``screen_validity.csv`` - Spearman/Kendall of screen scores against the final NDCG@5.
 * ``plots/*.png`` - see :mod:`layerkd.report.plots`; the Markdown and HTML rendering is in
   :mod:`layerkd.report.render`.
 """
@@ -34,6 +37,7 @@ from layerkd.records import Record
 from layerkd.report.hypotheses import hypotheses
 from layerkd.report.latex import to_latex
 from layerkd.report.render import METRICS, ROLE_ORDER, to_html, to_markdown
+from layerkd.report.screen import screen_check, screen_table, screen_validity
 
 KEY = "ndcg@5"
 VERSUS_ORDER = {"teacher": 0, "popular": 1, "sasrec": 2, "random": 3}
@@ -51,6 +55,7 @@ class ReportInputs:
     finetune_log: Path | None = None
     train_logs: list[Path] = field(default_factory=list)
     validation: Path | None = None
+    screens: list[Path] = field(default_factory=list)
 
 
 def role(rec: Record) -> str:
@@ -214,7 +219,13 @@ def write_report(
     cmp = comparison_table(evals, METRICS, n_boot=n_boot, seed=seed)
     df = summary_rows(evals, cmp, valid)
     hyps = hypotheses(evals, scores, cmp, validation, valid, n_boot=n_boot, seed=seed)
+    screened = screen_table(inputs.screens, evals, valid)
+    screen_stats = screen_validity(screened)
+    hyps.append(screen_check(screened, screen_stats))
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in (("screen.csv", screened), ("screen_validity.csv", screen_stats)):
+        with atomic_path(out_dir / name) as tmp:
+            frame.to_csv(tmp, index=False)
     with atomic_path(out_dir / "summary.csv") as tmp:
         df.to_csv(tmp, index=False)
     with atomic_path(out_dir / "comparisons.csv") as tmp:
@@ -250,6 +261,7 @@ def report_stage(
     finetune_log: Path,
     train_logs: list[Path],
     validation: list[Path],
+    screens: list[Path],
     csv: Path,
     md: Path,
     json: Path,
@@ -280,6 +292,7 @@ def report_stage(
         finetune_log=finetune_log,
         train_logs=train_logs,
         validation=validation[0] if validation else None,
+        screens=screens,
     )
     return write_report(
         inputs,

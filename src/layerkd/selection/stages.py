@@ -5,6 +5,7 @@ Only file reading and writing around the pure strategies of :mod:`layerkd.select
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -56,22 +57,48 @@ def select_stage(
     return out
 
 
+def screen_choice(screen_csv: Path, top: int) -> list[str]:
+    """The ``top`` best layer sets of one screen table (``screen/k{k}.csv``, ranked by the
+    screen: column ``rank``, 1 = best)."""
+    with open(screen_csv, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    missing = {"layerset", "rank"} - set(rows[0] if rows else {})
+    if not rows or missing:
+        raise ValueError(f"{screen_csv}: not a screen table (no rows, or missing {missing})")
+    rows.sort(key=lambda r: int(r["rank"]))
+    return [r["layerset"] for r in rows[:top]]
+
+
 def layersets_stage(
     *,
     selections: list[Path],
     every_selection: list[Path],
     layersets: Path,
     distilled: list[str],
+    screens: list[Path] | None = None,
+    top: int = 0,
 ) -> dict[str, list[ChosenBy]]:
-    """Group the ``selections`` named ``distilled`` by layer set: one ``{layerset}.json`` per
-    distinct set in ``layersets``, listing every (method, strategy) that chose it, so each
-    distinct set is distilled once; returns those lists by layer set id. (``every_selection``
-    is an input only so that the report's selections exist; it is not read here.)"""
+    """Write one ``{layerset}.json`` per distinct layer set to distil into ``layersets``,
+    listing the (method, strategy) selections that chose it, so each distinct set is distilled
+    once; returns those lists by layer set id.
+
+    The sets are those of the ``selections`` named ``distilled`` and, with ``screens``
+    (``selection.distill: screen``), the ``top`` best of each screen table: a screened set is
+    credited to every selection in ``every_selection`` that chose it. Without screens
+    ``every_selection`` is an input only so that the report's selections exist."""
     if sorted(p.stem for p in selections) != sorted(distilled):
         raise ValueError(f"layersets: selection files {selections} are not {distilled}")
+    chosen = [read_json(p) for p in selections]
+    if screens:
+        best = {name for path in screens for name in screen_choice(path, top)}
+        every = [read_json(p) for p in every_selection]
+        found = {sel["layerset"] for sel in every}
+        if best - found:
+            raise ValueError(f"layersets: screened sets {sorted(best - found)} match no selection")
+        picked = best | {sel["layerset"] for sel in chosen}
+        chosen = [sel for sel in every if sel["layerset"] in picked]
     groups: dict[str, LayersetRecord] = {}
-    for p in selections:
-        sel = read_json(p)
+    for sel in chosen:
         g = groups.setdefault(
             sel["layerset"],
             {"layerset": sel["layerset"], "layers": sel["layers"], "selections": []},

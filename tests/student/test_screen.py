@@ -1,0 +1,174 @@
+"""The layer-set screen: its step-0 scores against separately built, saved and reloaded keep
+students; the teacher is left untouched; the screen's choice of students."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from layerkd.config import defaults
+from layerkd.io import write_json
+from layerkd.models.recmodel import load_recmodel
+from layerkd.models.train import score_split, valid_ndcg5
+from layerkd.selection.names import layerset_id
+from layerkd.selection.stages import layersets_stage
+from layerkd.student.build import build_student
+from layerkd.student.distill import distill_student
+from layerkd.student.screen import screen_stage
+from tests.student.test_build import _valid, make_workspace
+
+#: (method, strategy, layers) of the selection files: two selections share L01-03
+CHOSEN = [
+    ("fisher", "top_k", [1, 3]),
+    ("gradient", "top_k", [1, 3]),
+    ("none", "first_k", [0, 1]),
+    ("none", "uniform", [0, 2]),
+    ("attention", "top_k", [2, 3]),
+]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("screen")
+    paths = make_workspace(root)
+    sels = []
+    for method, strategy, layers in CHOSEN:
+        p = root / "selections" / f"{method}__{strategy}__k2.json"
+        rec = {"method": method, "strategy": strategy, "repeat": 0, "k": 2, "n_layers": 4}
+        write_json(p, {**rec, "layers": layers, "layerset": layerset_id(layers, 4)})
+        sels.append(p)
+    # a selection at another k is not screened here
+    other = root / "selections" / "fisher__top_k__k3.json"
+    rec = {"method": "fisher", "strategy": "top_k", "repeat": 0, "k": 3, "n_layers": 4}
+    write_json(other, {**rec, "layers": [1, 2, 3], "layerset": "L01-02-03"})
+    return {**paths, "selections": sels + [other]}
+
+
+def _screen(ws, out: Path, steps: int, **distill) -> pd.DataFrame:
+    return screen_stage(
+        teacher=ws["teacher"],
+        features=ws["features"],
+        item_table=ws["items"],
+        samples=ws["samples"],
+        cache=ws["cache"],
+        selections=ws["selections"],
+        csv=out / "k2.csv",
+        png=out / "k2.png",
+        k=2,
+        steps=steps,
+        max_prompt_tokens=64,
+        distill_cfg=defaults("distill", batch_size=8, **distill),
+        device="cpu",
+        dtype="fp32",
+        device_map=None,
+    )
+
+
+def _built(ws, tmp_path: Path, layers: list[int]) -> Path:
+    spec = tmp_path / f"{layerset_id(layers, 4)}.json"
+    write_json(spec, {"layerset": layerset_id(layers, 4), "layers": layers, "selections": []})
+    out = tmp_path / f"init_{layerset_id(layers, 4)}"
+    build_student(
+        teacher=ws["teacher"],
+        features=ws["features"],
+        item_table=ws["items"],
+        layerset=spec,
+        cache=ws["cache"],
+        init=out,
+        mode="keep",
+        seed=0,
+        compact=defaults("student.compact"),
+    )
+    return out
+
+
+def test_step0_scores_equal_saved_and_reloaded_keep_students(ws, tmp_path):
+    df = _screen(ws, tmp_path / "screen", 0, valid_samples=None)
+    assert sorted(df["layerset"]) == ["L00-01", "L00-02", "L01-03", "L02-03"]
+    assert list(df["rank"]) == [1, 2, 3, 4]
+    assert df["screen_score"].is_monotonic_decreasing
+    row = df.set_index("layerset").loc["L01-03"]
+    assert row["selections"] == "fisher/top_k; gradient/top_k"
+    for name, layers in [("L01-03", [1, 3]), ("L00-01", [0, 1]), ("L02-03", [2, 3])]:
+        model, valid, _ = _valid(ws, _built(ws, tmp_path, layers))
+        expected = valid_ndcg5(score_split(model, valid, 8)[0])
+        got = df.set_index("layerset").at[name, "score_step0"]
+        assert got == pytest.approx(expected, abs=1e-12), name
+    on_disk = pd.read_csv(tmp_path / "screen" / "k2.csv")
+    assert list(on_disk["layerset"]) == list(df["layerset"])
+    assert (tmp_path / "screen" / "k2.png").stat().st_size > 0
+
+
+def test_the_screen_validates_on_the_users_distillation_validates_on(ws, tmp_path):
+    """With a validation subset, the step-0 score is the first validation score of a real
+    distillation run of the same student (the same users)."""
+    df = _screen(ws, tmp_path / "screen", 0, valid_samples=10)
+    init = _built(ws, tmp_path, [1, 3])
+    log = distill_student(
+        init=init,
+        features=ws["features"],
+        item_table=ws["items"],
+        samples=ws["samples"],
+        cache=ws["cache"],
+        final=tmp_path / "final",
+        train_log=tmp_path / "log.parquet",
+        max_prompt_tokens=64,
+        distill_cfg=defaults("distill", epochs=1, batch_size=8, valid_samples=10),
+        seed=0,
+        checkpoints=None,
+        device="cpu",
+        dtype="fp32",
+        device_map=None,
+    )
+    first = float(log["valid_ndcg@5"].dropna().iloc[0])
+    assert df.set_index("layerset").at["L01-03", "score_step0"] == pytest.approx(first, abs=1e-12)
+
+
+def test_training_steps_move_the_score_leave_the_teacher_and_repeat_exactly(ws, tmp_path):
+    feats = torch.load(ws["features"])["features"]
+    before = {k: v.clone() for k, v in load_recmodel(ws["teacher"], feats)[0].state_dict().items()}
+    a = _screen(ws, tmp_path / "a", 3, valid_samples=None, lr=0.01)
+    b = _screen(ws, tmp_path / "b", 3, valid_samples=None, lr=0.01)
+    assert list(a.columns[:5]) == ["layerset", "layers", "selections", "score_step0", "score_step3"]
+    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+    assert (a["score_step3"] != a["score_step0"]).any()
+    np.testing.assert_array_equal(a["screen_score"], a["score_step3"])
+    after = load_recmodel(ws["teacher"], feats)[0].state_dict()
+    for k, v in before.items():
+        torch.testing.assert_close(after[k], v, rtol=0, atol=0)
+
+
+def test_screen_choice_distils_the_top_sets_plus_the_baselines(ws, tmp_path):
+    screen = tmp_path / "k2.csv"
+    pd.DataFrame(
+        {"layerset": ["L02-03", "L01-03", "L00-02", "L00-01"], "rank": [1, 2, 3, 4]}
+    ).to_csv(screen, index=False)
+    by_stem = {p.stem: p for p in ws["selections"]}
+    baselines = [by_stem["none__first_k__k2"]]
+    groups = layersets_stage(
+        selections=baselines,
+        every_selection=ws["selections"][:-1],
+        layersets=tmp_path / "layersets",
+        distilled=["none__first_k__k2"],
+        screens=[screen],
+        top=2,
+    )
+    assert sorted(groups) == ["L00-01", "L01-03", "L02-03"]
+    # a screened set is credited to every selection that chose it
+    rec = json.loads((tmp_path / "layersets" / "L01-03.json").read_text())
+    assert [s["method"] for s in rec["selections"]] == ["fisher", "gradient"]
+    pd.DataFrame({"layerset": ["L09-10"], "rank": [1]}).to_csv(screen, index=False)
+    with pytest.raises(ValueError, match="L09-10"):
+        layersets_stage(
+            selections=baselines,
+            every_selection=ws["selections"][:-1],
+            layersets=tmp_path / "l2",
+            distilled=["none__first_k__k2"],
+            screens=[screen],
+            top=1,
+        )
