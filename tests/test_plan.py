@@ -84,11 +84,11 @@ def test_plan_of_a_tiny_shape_by_hand():
     gram = 2 * sum(2 * min(seq * (a + b), a * b) for a, b in TINY.linears())
     assert shard.jobs == 1 and shard.samples == 14
     assert shard.flops == 4 * seq * (TINY.flops(seq, "train") + gram) + 10 * seq * TINY.flops(seq)
-    # smoke: the screen's top 2 layer sets and none__first_k, two seeds; compact for fisher
-    # only, so at most the screen's 2 (an upper bound: the screen may not choose fisher's set)
+    # smoke: the screen's top 3 layer sets and none__first_k, two seeds; compact for fisher
+    # only, so at most the screen's 3 (an upper bound: the screen may not choose fisher's set)
     assert config["distill"]["seeds"] == [0, 1]
-    assert config["selection"]["screen"] == {"steps": 2, "top": 2, "baselines": ["first_k"]}
-    assert jobs["distill k=2 keep"].jobs == 3 * 2 and jobs["distill k=2 compact"].jobs == 2 * 2
+    assert config["selection"]["screen"] == {"steps": 2, "top": 3, "baselines": ["first_k"]}
+    assert jobs["distill k=2 keep"].jobs == 4 * 2 and jobs["distill k=2 compact"].jobs == 3 * 2
     # the screen: 8 selections at k=2 (5 methods x top_k + first_k, uniform, block), each
     # scored twice on the 10 validation samples (2N) and trained 2 steps of 16 samples (6N)
     screen = jobs["screen k=2 keep"]

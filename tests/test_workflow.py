@@ -69,3 +69,27 @@ def test_smoke_run_ranks_every_model_on_both_protocols(smoke_run):
     assert "full ranking" in md and "Synthetic data" in md
     tex = (res / "report" / "summary.tex").read_text()
     assert tex.count("\\toprule") == 2 and "\nsasrec & " in tex and "\nteacher & " in tex
+
+
+def test_smoke_run_screens_every_layer_set_and_distils_its_best_and_the_baseline(smoke_run):
+    res = smoke_run / "results" / "smoke"
+    sels = [json.loads(p.read_text()) for p in (res / "selections").glob("*.json")]
+    screen = pd.read_csv(res / "screen" / "k2.csv")
+    assert sorted(screen["layerset"]) == sorted({s["layerset"] for s in sels})
+    assert list(screen["rank"]) == list(range(1, len(screen) + 1))
+    assert {"score_step0", "score_step2", "seconds"} <= set(screen.columns)
+    assert (screen["score_step2"] != screen["score_step0"]).any()  # two steps moved the scores
+    first_k = next(s["layerset"] for s in sels if s["strategy"] == "first_k")
+    distilled = sorted(p.stem for p in (res / "layersets").glob("*.json"))
+    assert distilled == sorted(set(screen["layerset"][:3]) | {first_k})  # smoke: top 3
+    validity = pd.read_csv(res / "report" / "screen_validity.csv")
+    assert set(validity["screen"]) == {"score_step0", "score_step2"}
+    assert validity["n_sets"].eq(len(distilled)).all() and validity["spearman"].notna().all()
+    hyps = {h["key"]: h for h in json.loads((res / "report" / "hypotheses.json").read_text())}
+    assert [k for k in hyps] == ["T", "R", "H1", "H2", "H3", "S"]
+    assert hyps["S"]["verdict"] in {"holds", "partly", "does not hold"}
+    assert hyps["T"]["verdict"] in {"holds", "does not hold"}  # every eval has validation metrics
+    for p in res.glob("eval/**/*.json"):
+        rec = json.loads(p.read_text())
+        if rec["kind"] != "reference":
+            assert len(rec["valid"]["user_ids"]) == len(rec["user_ids"]), p

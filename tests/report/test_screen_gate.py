@@ -91,3 +91,26 @@ def test_a_student_above_the_teacher_on_validation_flags_it_and_r_fails():
 
 def test_the_gate_is_untestable_without_validation_metrics():
     assert teacher_gate(world(), n_boot=100, seed=0).verdict == "untestable"
+
+
+def test_pooled_seeds_pool_their_validation_metrics_user_by_user():
+    from layerkd.evaluation.significance import pool_seeds
+
+    seeds = []
+    for s in range(2):
+        e = make_eval(f"student/L05-07__keep__s{s}", "student", 2.0, 40 + s, layers=[5, 7],
+                      selections=[("fisher", "top_k")]) | {"seed": s}  # fmt: skip
+        v = _with_valid(e, 1.0 + s, 50 + s)["valid"]
+        if s == 1:  # the same users in another order: pooling pairs them by user id
+            order = list(reversed(range(len(v["user_ids"]))))
+            per_user = {m: [x[i] for i in order] for m, x in v["per_user"].items()}
+            v = {**v, "user_ids": [v["user_ids"][i] for i in order], "per_user": per_user}
+        seeds.append(e | {"valid": v})
+    (pooled,) = pool_seeds(seeds, n_boot=50, seed=0)
+    a, b = seeds[0]["valid"], seeds[1]["valid"]
+    pos = {u: i for i, u in enumerate(b["user_ids"])}
+    want = [(x + b["per_user"]["ndcg@5"][pos[u]]) / 2
+            for u, x in zip(a["user_ids"], a["per_user"]["ndcg@5"], strict=True)]  # fmt: skip
+    assert pooled["valid"]["user_ids"] == a["user_ids"]
+    assert pooled["valid"]["per_user"]["ndcg@5"] == pytest.approx(want)
+    assert pooled["valid"]["metrics"]["ndcg@5"] == pytest.approx(sum(want) / len(want))
