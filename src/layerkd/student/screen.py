@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from layerkd.io import atomic_path, read_json
 from layerkd.models.backbone import LayerSubset, keep_layers
-from layerkd.models.fit import Run, step
+from layerkd.models.fit import Run, autocast, step
 from layerkd.models.recmodel import RecModel, load_features, load_recmodel
 from layerkd.models.samples import load_split
 from layerkd.models.train import epoch_order, seed_everything
@@ -64,6 +65,12 @@ def layer_sets(selections: list[Path], k: int) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _score(task: Any, p: DistillParams, device: str) -> float:
+    """Validation NDCG@5 under the autocast distillation validates with (bf16 on CUDA)."""
+    with autocast(p.autocast, torch.device(device)):
+        return task.evaluate()
+
+
 def screen_scores(
     teacher: RecModel,
     sets: dict[str, dict[str, Any]],
@@ -89,7 +96,7 @@ def screen_scores(
             "layerset": name,
             "layers": "-".join(map(str, layers)),
             "selections": "; ".join(sets[name]["selections"]),
-            "score_step0": task.evaluate(),
+            "score_step0": _score(task, p, device),
         }
         if steps:
             seed_everything(p.seed)
@@ -102,7 +109,7 @@ def screen_scores(
             nets.train()
             for s in range(steps):
                 step(task, run, order[s * p.grad_accum : (s + 1) * p.grad_accum])
-            row[f"score_step{steps}"] = task.evaluate()
+            row[f"score_step{steps}"] = _score(task, p, device)
         row["seconds"] = time.perf_counter() - t0
         log.info("screen %s: %s", name, {c: row[f"score_step{c}"] for c in checkpoints})
         rows.append(row)
