@@ -151,7 +151,8 @@ checkpoint layersets:
     input:
         selections=distilled_selection_files,
         every_selection=selection_files,
-        screens=distilled_screens,
+        # always upstream (so `--until layersets` covers the screen); read only with distill: screen
+        screens=screen_files,
     output:
         layersets=directory("results/{dataset}/layersets"),
     log:
@@ -160,7 +161,7 @@ checkpoint layersets:
         "results/{dataset}/benchmarks/layersets.tsv"
     params:
         distilled=DISTILLED,
-        top=config["selection"]["screen"]["top"],
+        top=config["selection"]["screen"]["top"] if SCREENED else 0,
     threads: 1
     conda:
         "../envs/layerkd.yaml"

@@ -88,11 +88,6 @@ def screen_files(wildcards):
     return [f"results/{wildcards.dataset}/screen/k{k}.csv" for k in K_VALUES]
 
 
-def distilled_screens(wildcards):
-    """The screen tables the layersets checkpoint picks students from (``distill: screen``)."""
-    return screen_files(wildcards) if SCREENED else []
-
-
 def distilled_selection_files(wildcards):
     """The selections whose layer sets get a student (``selection.distill``)."""
     return [f"results/{wildcards.dataset}/selections/{s}.json" for s in DISTILLED]

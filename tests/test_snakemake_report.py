@@ -47,7 +47,7 @@ def test_report_files_hold_every_model(smoke_run: Path) -> None:
     n_students = sum(m.startswith("student/") for m in models)
     assert sum(p.startswith("curve_L") for p in plots) == n_students
     hyps = json.loads((res / "report" / "hypotheses.json").read_text())
-    assert [h["key"] for h in hyps] == ["R", "H1", "H2", "H3"]
+    assert [h["key"] for h in hyps] == ["T", "R", "H1", "H2", "H3", "S"]
     assert all(h["verdict"] in {"holds", "does not hold", "partly", "untestable"} for h in hyps)
 
 

@@ -82,14 +82,15 @@ def layersets_stage(
     listing the (method, strategy) selections that chose it, so each distinct set is distilled
     once; returns those lists by layer set id.
 
-    The sets are those of the ``selections`` named ``distilled`` and, with ``screens``
-    (``selection.distill: screen``), the ``top`` best of each screen table: a screened set is
-    credited to every selection in ``every_selection`` that chose it. Without screens
-    ``every_selection`` is an input only so that the report's selections exist."""
+    The sets are those of the ``selections`` named ``distilled`` and, with ``top`` > 0
+    (``selection.distill: screen``), the ``top`` best of each of the ``screens`` tables: a
+    screened set is credited to every selection in ``every_selection`` that chose it. Otherwise
+    ``screens`` and ``every_selection`` are inputs only so that they exist (the screen runs before
+    any student, whatever ``selection.distill`` says)."""
     if sorted(p.stem for p in selections) != sorted(distilled):
         raise ValueError(f"layersets: selection files {selections} are not {distilled}")
     chosen = [read_json(p) for p in selections]
-    if screens:
+    if screens and top:
         best = {name for path in screens for name in screen_choice(path, top)}
         every = [read_json(p) for p in every_selection]
         found = {sel["layerset"] for sel in every}
