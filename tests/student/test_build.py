@@ -112,6 +112,27 @@ def _valid(ws: dict[str, Path], model_dir: Path):
     return model, load_split(samples, items, tok, "valid", 64), meta
 
 
+def distil(ws: dict[str, Path], init: Path, out: Path, seed: int, **distill) -> pd.DataFrame:
+    """Distil the student in ``init`` (1 epoch, batch 8, then ``distill``) into ``out/final``;
+    its log goes to ``out/log.parquet`` and is returned."""
+    return distill_student(
+        init=init,
+        features=ws["features"],
+        item_table=ws["items"],
+        samples=ws["samples"],
+        cache=ws["cache"],
+        final=out / "final",
+        train_log=out / "log.parquet",
+        max_prompt_tokens=64,
+        distill_cfg=defaults("distill", **{"epochs": 1, "batch_size": 8, **distill}),
+        seed=seed,
+        checkpoints=None,
+        device="cpu",
+        dtype="fp32",
+        device_map=None,
+    )
+
+
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> dict[str, Path]:
     return make_workspace(tmp_path_factory.mktemp("ws"))
@@ -286,22 +307,7 @@ def test_distillation_never_loads_the_teacher(ws, tmp_path, monkeypatch):
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(student_mod, "load_recmodel", spy)
-    log = distill_student(
-        init=tmp_path / "init",
-        features=ws["features"],
-        item_table=ws["items"],
-        samples=ws["samples"],
-        cache=ws["cache"],
-        final=tmp_path / "final",
-        train_log=tmp_path / "log.parquet",
-        max_prompt_tokens=64,
-        distill_cfg=defaults("distill", epochs=1, batch_size=8, w_hidden=0.5, seeds=[3]),
-        seed=3,
-        checkpoints=None,
-        device="cpu",
-        dtype="fp32",
-        device_map=None,
-    )
+    log = distil(ws, tmp_path / "init", tmp_path, 3, w_hidden=0.5, seeds=[3])
     assert loaded == [(tmp_path / "init").resolve()]
     assert ws["teacher"].resolve() not in loaded
     meta = json.loads((tmp_path / "final" / "layerkd.json").read_text())

@@ -18,9 +18,8 @@ from layerkd.models.train import score_split, valid_ndcg5
 from layerkd.selection.names import layerset_id
 from layerkd.selection.stages import layersets_stage
 from layerkd.student.build import build_student
-from layerkd.student.distill import distill_student
 from layerkd.student.screen import screen_stage
-from tests.student.test_build import _valid, make_workspace
+from tests.student.test_build import _valid, distil, make_workspace
 
 #: (method, strategy, layers) of the selection files: two selections share L01-03
 CHOSEN = [
@@ -109,22 +108,7 @@ def test_the_screen_validates_on_the_users_distillation_validates_on(ws, tmp_pat
     distillation run of the same student (the same users)."""
     df = _screen(ws, tmp_path / "screen", 0, valid_samples=10)
     init = _built(ws, tmp_path, [1, 3])
-    log = distill_student(
-        init=init,
-        features=ws["features"],
-        item_table=ws["items"],
-        samples=ws["samples"],
-        cache=ws["cache"],
-        final=tmp_path / "final",
-        train_log=tmp_path / "log.parquet",
-        max_prompt_tokens=64,
-        distill_cfg=defaults("distill", epochs=1, batch_size=8, valid_samples=10),
-        seed=0,
-        checkpoints=None,
-        device="cpu",
-        dtype="fp32",
-        device_map=None,
-    )
+    log = distil(ws, init, tmp_path, 0, valid_samples=10)
     first = float(log["valid_ndcg@5"].dropna().iloc[0])
     assert df.set_index("layerset").at["L01-03", "score_step0"] == pytest.approx(first, abs=1e-12)
 
