@@ -136,7 +136,8 @@ rule screen:
         k=wildcard_int("k"),
         steps=config["selection"]["screen"]["steps"],
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
-        distill_cfg=distill_params,
+        # at init only, just what the score reads: a training setting does not rerun it
+        distill_cfg=screen_distill_settings(config),
         **PLACEMENT,
     threads: HEAVY
     conda:

@@ -9,6 +9,7 @@ from layerkd.config import (
     check_config,
     distilled_names,
     k_values,
+    screen_distill_settings,
     selection_names,
 )
 

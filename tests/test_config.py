@@ -14,6 +14,7 @@ from layerkd.config import (
     ConfigError,
     check_config,
     load_config,
+    screen_distill_settings,
     selection_names,
     teacher_layers,
 )
@@ -129,3 +130,17 @@ def test_block_is_one_score_free_selection():
     never one per method."""
     names = selection_names(_base())
     assert [n for n in names if "__block__" in n] == ["none__block__k8"]
+
+
+def test_an_init_only_screen_depends_on_no_training_setting():
+    cfg = _base()
+    assert cfg["selection"]["screen"]["steps"] == 0
+    init = screen_distill_settings(cfg)
+    cfg["distill"].update(lr=0.05, epochs=9, w_kd=0.5)
+    assert screen_distill_settings(cfg) == init
+    cfg["distill"]["valid_samples"] = 7
+    assert screen_distill_settings(cfg)["valid_samples"] == 7
+    cfg["selection"]["screen"]["steps"] = 8  # a training screen reads every setting but seeds
+    trained = screen_distill_settings(cfg)
+    assert trained["lr"] == 0.05 and "seeds" not in trained
+    assert set(trained) == set(cfg["distill"]) - {"seeds"}

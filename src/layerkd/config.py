@@ -167,6 +167,21 @@ def distilled_names(config: dict[str, Any]) -> list[str]:
     return [s.stem for s in chosen]
 
 
+# what an init-only screen reads of ``distill``: the validation subset, its scoring batch, autocast
+SCREEN_INIT_KEYS = ("valid_samples", "batch_size", "autocast")
+
+
+def screen_distill_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The ``distill`` settings the screen depends on: all of them but ``seeds`` when it trains
+    (``selection.screen.steps`` > 0); at init only, just :data:`SCREEN_INIT_KEYS`, so that
+    changing a training setting (``lr``, ``epochs``, ...) does not rerun an init-only screen.
+    The screen fills the rest from the schema (:func:`defaults`)."""
+    cfg = {k: v for k, v in config["distill"].items() if k != "seeds"}
+    if config["selection"]["screen"]["steps"]:
+        return cfg
+    return {k: cfg[k] for k in SCREEN_INIT_KEYS}
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Raise :class:`ConfigError` naming the key when the config cannot run."""
     n_layers = teacher_layers(config["teacher"])

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from layerkd.config import defaults
+from layerkd.config import defaults, screen_distill_settings
 from layerkd.io import write_json
 from layerkd.models.recmodel import load_recmodel
 from layerkd.models.train import score_split, valid_ndcg5
@@ -48,7 +48,9 @@ def ws(tmp_path_factory) -> dict[str, Path]:
     return {**paths, "selections": sels + [other]}
 
 
-def _screen(ws, out: Path, steps: int, **distill) -> pd.DataFrame:
+def _screen(ws, out: Path, steps: int, given: dict | None = None, **distill) -> pd.DataFrame:
+    """The screen stage with ``given`` as its distill settings (default: the schema's with
+    batch size 8 and ``distill``)."""
     return screen_stage(
         teacher=ws["teacher"],
         features=ws["features"],
@@ -61,7 +63,7 @@ def _screen(ws, out: Path, steps: int, **distill) -> pd.DataFrame:
         k=2,
         steps=steps,
         max_prompt_tokens=64,
-        distill_cfg=defaults("distill", batch_size=8, **distill),
+        distill_cfg=given if given is not None else defaults("distill", batch_size=8, **distill),
         device="cpu",
         dtype="fp32",
         device_map=None,
@@ -111,6 +113,18 @@ def test_the_screen_validates_on_the_users_distillation_validates_on(ws, tmp_pat
     log = distil(ws, init, tmp_path, 0, valid_samples=10)
     first = float(log["valid_ndcg@5"].dropna().iloc[0])
     assert df.set_index("layerset").at["L01-03", "score_step0"] == pytest.approx(first, abs=1e-12)
+
+
+def test_an_init_only_screen_reads_only_the_settings_it_is_given(ws, tmp_path):
+    """What the screen rule passes at steps 0 (config.screen_distill_settings: no training
+    settings) scores exactly as the full distill settings with other training values."""
+    full = _screen(ws, tmp_path / "full", 0, valid_samples=10, lr=0.05, epochs=7, w_kd=0.0)
+    config = {"distill": defaults("distill", batch_size=8, valid_samples=10, lr=0.05)}
+    config["selection"] = {"screen": {"steps": 0}}
+    given = screen_distill_settings(config)
+    assert set(given) == {"valid_samples", "batch_size", "autocast"}
+    part = _screen(ws, tmp_path / "part", 0, given)
+    pd.testing.assert_frame_equal(full.drop(columns="seconds"), part.drop(columns="seconds"))
 
 
 def test_training_steps_move_the_score_leave_the_teacher_and_repeat_exactly(ws, tmp_path):

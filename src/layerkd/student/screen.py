@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from layerkd.config import defaults
 from layerkd.io import atomic_path, read_json
 from layerkd.models.backbone import LayerSubset, keep_layers
 from layerkd.models.fit import Run, autocast, step
@@ -169,7 +170,8 @@ def screen_stage(
     apply."""
     del dtype, device_map
     sets = layer_sets(selections, k)
-    cfg = {key: v for key, v in distill_cfg.items() if key != "seeds"}
+    # an init-only screen gets only what its score reads (config.screen_distill_settings)
+    cfg = {key: v for key, v in (defaults("distill") | distill_cfg).items() if key != "seeds"}
     cfg.update(seed=0, train_embeddings=bool(cfg.get("train_embeddings") or False))
     params = DistillParams(**cfg)
     items, frame = pd.read_parquet(item_table), pd.read_parquet(samples)
