@@ -172,7 +172,7 @@ def screen_stage(
     sets = layer_sets(selections, k)
     # an init-only screen gets only what its score reads (config.screen_distill_settings)
     cfg = {key: v for key, v in (defaults("distill") | distill_cfg).items() if key != "seeds"}
-    cfg.update(seed=0, train_embeddings=bool(cfg.get("train_embeddings") or False))
+    cfg.update(seed=0, train_embeddings=bool(cfg["train_embeddings"]))  # null: keep students
     params = DistillParams(**cfg)
     items, frame = pd.read_parquet(item_table), pd.read_parquet(samples)
     model, tok, _ = load_recmodel(teacher, load_features(features, items))
