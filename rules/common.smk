@@ -67,6 +67,15 @@ def is_synthetic(wildcards):
     return dataset_cfg(wildcards)["source"] == "synthetic"
 
 
+def teacher_item_inputs(wildcards):
+    """What the teacher's item inputs are made of: the items, and in the ID modes of
+    ``teacher.items`` (ids, hybrid) the item table the DAG's SASRec learned."""
+    inputs = {"item_table": f"data/processed/{wildcards.dataset}/items.parquet"}
+    if config["teacher"]["items"] != "text":
+        inputs["sasrec_table"] = f"results/{wildcards.dataset}/sasrec/item_table.pt"
+    return inputs
+
+
 def score_input(wildcards):
     """The score file a selection reads (none for the score-free baselines)."""
     if wildcards.method == "none":

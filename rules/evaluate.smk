@@ -79,6 +79,7 @@ rule evaluate_sasrec:
         item_table="data/processed/{dataset}/items.parquet",
     output:
         metrics="results/{dataset}/eval/sasrec.json",
+        table="results/{dataset}/sasrec/item_table.pt",
     log:
         "logs/{dataset}/evaluate_sasrec.log",
     benchmark:

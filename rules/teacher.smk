@@ -3,7 +3,7 @@
 
 rule prepare_teacher:
     input:
-        item_table="data/processed/{dataset}/items.parquet",
+        unpack(teacher_item_inputs),
     output:
         backbone=directory("results/{dataset}/teacher/base"),
         features="results/{dataset}/teacher/item_features.pt",
@@ -13,6 +13,7 @@ rule prepare_teacher:
         "results/{dataset}/benchmarks/prepare_teacher.tsv"
     params:
         model=config["teacher"]["model"],
+        items_mode=config["teacher"]["items"],
         tiny=config["teacher"]["tiny"],
         max_item_tokens=config["teacher"]["max_item_tokens"],
         batch_size=config["teacher"]["batch_size"],
@@ -45,6 +46,7 @@ rule finetune_teacher:
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         seed=config["teacher"]["seed"],
         finetune_cfg=config["teacher"]["finetune"],
+        item_table_mode=config["teacher"]["item_table"],
         checkpoints="results/{dataset}/teacher/checkpoints",
         **PLACEMENT,
     threads: HEAVY

@@ -12,21 +12,42 @@ TINY = {"num_layers": 4, "hidden_size": 32, "intermediate_size": 64, "num_heads"
 WORDS = "red blue green shoe cup lamp book pen coffee yoga tent stove"
 
 
-def tiny_model(seed: int = 0, n_items: int = 12, dim: int = 16) -> tuple[RecModel, object]:
-    """A :class:`RecModel` with random weights (non-zero item bias) and its tokenizer."""
+def tiny_model(
+    seed: int = 0,
+    n_items: int = 12,
+    dim: int = 16,
+    items: str = "text",
+    item_table: str = "frozen",
+) -> tuple[RecModel, object]:
+    """A :class:`RecModel` with random weights (non-zero item bias) and its tokenizer; in the
+    ID modes of ``teacher.items`` (``ids``, ``hybrid``) with a random item table."""
     lm, tok = build_tiny(TINY, [WORDS], seed)
     torch.manual_seed(seed + 1)
-    heads = RecHeads(lm.config.hidden_size, 8, n_items, dim)
+    item_dim = 0 if items == "ids" else 8
+    table = None if items == "text" else torch.randn(n_items, dim) * 0.5
+    heads = RecHeads(
+        lm.config.hidden_size, item_dim, n_items, dim,
+        items=items, table=table, item_table=item_table,
+    )  # fmt: skip
     with torch.no_grad():
         heads.item_bias.normal_(0, 0.1)
-    model = RecModel(lm, heads, torch.randn(n_items, 8))
+    model = RecModel(lm, heads, torch.randn(n_items, item_dim))
     return model.eval(), tok
 
 
-def tiny_split(n: int = 7, n_items: int = 12, n_cand: int = 5, seed: int = 0) -> SplitData:
-    """``n`` samples with token sequences of different lengths (so batches need padding)."""
+def tiny_split(
+    n: int = 7, n_items: int = 12, n_cand: int = 5, seed: int = 0, items: str = "text"
+) -> SplitData:
+    """``n`` samples with token sequences of different lengths (so batches need padding); in
+    the ID modes every third token is an item slot (``ids``: every token after the first)."""
     g = torch.Generator().manual_seed(seed)
     ids = [torch.randint(3, 15, (3 + (i * 5) % 9,), generator=g).tolist() for i in range(n)]
+    if items != "text":
+        ids = [
+            [t if (j == 0 or (items == "hybrid" and j % 3)) else -(1 + t % n_items) for j, t in
+             enumerate(row)]
+            for row in ids
+        ]  # fmt: skip
     cand = torch.stack([torch.randperm(n_items, generator=g)[:n_cand] for _ in range(n)])
     rating = torch.tensor([float(1 + i % 5) if i % 3 else float("nan") for i in range(n)])
     titles = [[(t + i) % 3 != 0 for t in range(len(row))] for i, row in enumerate(ids)]

@@ -38,7 +38,8 @@ ASSUMPTIONS = (
     " the full TxT); backward 2x forward (6N); LoRA 4N: forward + activation grads through the "
     "frozen weights, no weight grads for them; the teacher pass adds per-sample Grams "
     "2min(T(din+dout), din*dout) a linear; ablation: the stack once + (L-1)/2 layers a skip",
-    "every prompt fills teacher.max_prompt_tokens; epochs at their ceiling, validation before and "
+    "every prompt fills teacher.max_prompt_tokens (ids mode: 16 instruction tokens + "
+    "data.history_len slots if fewer); epochs at their ceiling, validation before and "
     "after each; without stats.json: train = users x data.train_samples_per_user, valid = users, "
     "test = min(users, eval.max_users), calibration = data.n_calibration",
     "compute dtype: teacher.dtype (analysis, evaluation); fine-tuning and distillation: bf16 "
@@ -114,10 +115,25 @@ class Job:
     io: float
 
 
+#: tokens of the ID mode's fixed instruction around the item slots (a bound: SmolLM2 and Llama-3
+#: tokenizers give 9 + 4)
+ID_PROMPT_TOKENS = 16
+LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def prompt_tokens(config: dict[str, Any]) -> int:
+    """Tokens a history prompt holds at most: ``teacher.max_prompt_tokens``, and in ``ids``
+    mode (one slot an item) the instruction plus ``data.history_len`` slots if that is fewer."""
+    t = config["teacher"]
+    if t.get("items", "text") == "ids":
+        return min(t["max_prompt_tokens"], ID_PROMPT_TOKENS + config["data"]["history_len"])
+    return int(t["max_prompt_tokens"])
+
+
 def plan_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape) -> list[Job]:
     """Every torch rule of ``config`` for one dataset's ``counts`` and teacher shape ``s``."""
     t, d, data = config["teacher"], config["distill"], config["data"]
-    ft, seq, tdt, L, h = t["finetune"], t["max_prompt_tokens"], t["dtype"], s.layers, s.hidden
+    ft, seq, tdt, L, h = t["finetune"], prompt_tokens(config), t["dtype"], s.layers, s.hidden
     b, n_items, n, ti = BYTES[tdt], counts["items"], s.params, t["max_item_tokens"]
     feats = n_items * (h + t["head_dim"]) * 4  # item features and item vectors, fp32
     cells = (counts["train"] + counts["calibration"]) * (data["n_train_candidates"] + 1)
@@ -141,7 +157,9 @@ def plan_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape) -> list[
     amp = ft["autocast"] == "bf16" or (ft["autocast"] == "auto" and t["device"] == "cuda")
     fdt = "bf16" if amp else "fp32"
     if ft["mode"] == "lora":
-        train = heads + L * ft["lora_r"] * sum(a + c for a, c in s.linears()[:4])
+        targets = ft.get("lora_targets", LINEARS[:4])
+        adapted = [lin for name, lin in zip(LINEARS, s.linears(), strict=True) if name in targets]
+        train = heads + L * ft["lora_r"] * sum(a + c for a, c in adapted)
         flops, ckpts = fit_cost(ft, ntr, nva, s, seq, "lora")
         per, label = seq * L * s.saved(BYTES[fdt], seq), "4N LoRA"
     elif ft["mode"] == "top":  # the lower layers run once, their states cached on the CPU
@@ -185,7 +203,7 @@ def _student_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape, k: i
                   row: float, host: Any) -> list[Job]:  # fmt: skip
     """build_student, distill and evaluate_student of the students of one k and mode."""
     t, d, c = config["teacher"], config["distill"], config["student"]["compact"]
-    seq, tdt, h, ntr = t["max_prompt_tokens"], t["dtype"], s.hidden, counts["train"]
+    seq, tdt, h, ntr = prompt_tokens(config), t["dtype"], s.hidden, counts["train"]
     st = replace(s, layers=k)
     if mode == "compact":
         st = Shape(k, c["hidden_size"], c["intermediate_size"], c["num_heads"],

@@ -97,7 +97,7 @@ def valid_record(
     test numbers stay untouched by that choice)."""
     users = set(frame.loc[frame["split"] == "test", "user_id"])
     rows = frame[(frame["split"] != "valid") | frame["user_id"].isin(users)]
-    valid = load_split(rows, items, tok, "valid", max_prompt_tokens)
+    valid = load_split(rows, items, tok, "valid", max_prompt_tokens, net.items_mode)
     scores = score_split(net, valid, batch_size, desc=f"validate {name}")[0]
     per_user = ranking_metrics(scores)
     return {
@@ -134,13 +134,14 @@ def evaluate_model(
         model, features, item_table, samples, device=device, dtype=dtype, device_map=device_map
     )
     frame = test_rows(frame, evaluation["max_users"], seed)
-    test = load_split(frame, items, tok, "test", max_prompt_tokens)
+    test = load_split(frame, items, tok, "test", max_prompt_tokens, net.items_mode)
     users: list[torch.Tensor] = []
     scores, pred_rating = score_split(net, test, batch_size, desc=f"evaluate {name}", users=users)
     extra: dict[str, Any] = {
         "layers": meta.get("layers"),
         "layerset": meta.get("layerset"),
         "mode": meta.get("mode"),
+        "items": net.items_mode,
         "seed": meta.get("seed"),
         "selections": meta.get("selections"),
         "teacher_layers": meta.get("teacher_layers"),

@@ -52,7 +52,7 @@ from layerkd.evaluation.reference import (
     test_rows,
     training_interactions,
 )
-from layerkd.io import write_json
+from layerkd.io import save_torch, write_json
 from layerkd.records import Record
 
 log = logging.getLogger(__name__)
@@ -292,11 +292,13 @@ def evaluate_sasrec(
     metrics: Path,
     sasrec: dict[str, Any],
     evaluation: dict[str, Any],
+    table: Path | None = None,
 ) -> Record:
     """``evaluate_sasrec``: train SASRec (``sasrec`` section) and write ``eval/sasrec.json`` on
     the test users and candidates of every model (``evaluation`` is the ``eval`` section); with
     ``full`` in its ``protocol`` also on the whole catalogue (the user's earlier items
-    excluded), as every other model."""
+    excluded), as every other model. ``table`` receives the learned item table (n_items,
+    hidden) in ``items.parquet`` order, which the ID modes of ``teacher.items`` read."""
     p = SasrecParams(**sasrec)
     bootstrap, seed = evaluation["bootstrap"], evaluation["seed"]
     full = pd.read_parquet(samples)
@@ -333,4 +335,13 @@ def evaluate_sasrec(
     if "full" in extra:
         log.info("SASRec full-ranking test NDCG@5 %.4f", extra["full"]["metrics"]["ndcg@5"])
     write_json(metrics, rec)
+    if table is not None:
+        save_torch(table, learned_item_table(model, items))
     return rec
+
+
+def learned_item_table(model: SASRec, items: pd.DataFrame) -> dict[str, Any]:
+    """The item vectors that score items (the tied embedding rows 1..n, ``items.parquet``
+    order; row 0 is padding) with the item ids they belong to."""
+    rows = model.item.weight[1:].detach().float().cpu().clone()
+    return {"item_ids": items["item_id"].tolist(), "table": rows}

@@ -61,7 +61,7 @@ def calibration_samples(
     model, tok, items, frame, _ = load_for_scoring(
         teacher, features, item_table, samples, **placement
     )
-    calib = load_split(frame, items, tok, "calibration", max_prompt_tokens)
+    calib = load_split(frame, items, tok, "calibration", max_prompt_tokens, model.items_mode)
     if max_samples is not None:
         calib = calib.subset(range(min(max_samples, len(calib))))
     return model, calib

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from layerkd.models.backbone import decoder, load_causal_lm
+from layerkd.models.items import TABLE_MODES, check_mode, uses_table, uses_text
 from layerkd.models.text import TokenBatch, batches, pad_left, tokenize
 
 HEADS_FILE = "heads.safetensors"
@@ -27,16 +28,69 @@ META_FILE = "layerkd.json"
 
 
 class RecHeads(nn.Module):
-    """Projections, item bias and rating heads on top of a backbone."""
+    """Projections, item bias and rating heads on top of a backbone; in the ID modes of
+    ``teacher.items`` (:mod:`layerkd.models.items`) also the item table and the map of a table
+    row to the soft input token of an item slot.
 
-    def __init__(self, hidden: int, item_dim: int, n_items: int, dim: int) -> None:
+    ``table`` (n_items, dim) is the SASRec item table for ``ids`` and ``hybrid``: a parameter
+    when ``item_table`` is ``trainable``, a (saved) buffer when ``frozen``, so a frozen table is
+    never among the parameters any optimiser sees. Modules are created in the same order for
+    every mode (the ID modes' extras last), so a ``text`` head initialises as it always has.
+    """
+
+    def __init__(
+        self,
+        hidden: int,
+        item_dim: int,
+        n_items: int,
+        dim: int,
+        *,
+        items: str = "text",
+        table: torch.Tensor | None = None,
+        item_table: str = "frozen",
+    ) -> None:
         super().__init__()
+        self.mode = check_mode(items)
+        if uses_table(self.mode) and (table is None or tuple(table.shape) != (n_items, dim)):
+            shape = None if table is None else tuple(table.shape)
+            raise ValueError(
+                f"teacher.items={items!r} needs an item table of shape ({n_items}, {dim}); "
+                f"got {shape}"
+            )
+        if item_table not in TABLE_MODES:
+            raise ValueError(f"teacher.item_table={item_table!r}: expected frozen or trainable")
         self.user_proj = nn.Linear(hidden, dim)
-        self.item_proj = nn.Linear(item_dim, dim)
+        self.item_proj = nn.Linear(item_dim, dim) if uses_text(self.mode) else None
         self.item_bias = nn.Parameter(torch.zeros(n_items))
         self.rating_reg = nn.Sequential(nn.Linear(3 * dim, dim), nn.GELU(), nn.Linear(dim, 1))
         self.rating_cls = nn.Sequential(nn.Linear(3 * dim, dim), nn.GELU(), nn.Linear(dim, 5))
-        self.dims = {"hidden": hidden, "item_dim": item_dim, "n_items": n_items, "dim": dim}
+        self.dims: dict[str, Any] = {
+            "hidden": hidden, "item_dim": item_dim, "n_items": n_items, "dim": dim,
+        }  # fmt: skip
+        self.item_in: nn.Linear | None = None
+        if uses_table(self.mode):
+            assert table is not None
+            self.item_in = nn.Linear(dim, hidden)
+            rows = table.detach().float().clone()
+            if item_table == "trainable":
+                self.item_table = nn.Parameter(rows)
+            else:
+                self.register_buffer("item_table", rows)
+            self.dims |= {"items": self.mode, "item_table": item_table}
+
+    def item_vectors(self, features: torch.Tensor) -> torch.Tensor:
+        """The item tower (n_items, dim): projected text features, table rows, or their sum."""
+        vecs = self.item_proj(features) if self.item_proj is not None else None
+        if self.item_in is not None:
+            vecs = self.item_table if vecs is None else vecs + self.item_table
+        assert vecs is not None
+        return vecs
+
+    def soft_tokens(self, index: torch.Tensor) -> torch.Tensor:
+        """Input embeddings (..., hidden) of the item slots of items ``index`` (row positions)."""
+        if self.item_in is None:
+            raise ValueError("item slots in a history, but teacher.items is 'text'")
+        return self.item_in(self.item_table[index])
 
     def scores(self, u: torch.Tensor, cand: torch.Tensor, item_vecs: torch.Tensor) -> torch.Tensor:
         """Scores (B, C) of user vectors ``u`` (B, d) for candidate item indices ``cand`` (B, C).
@@ -46,7 +100,11 @@ class RecHeads(nn.Module):
         ``item_vecs[cand]`` instead accumulates the gradient of an item chosen in several rows
         in thread order on CPU, and two identical runs drifted apart in the last bits.
         """
-        return (u @ item_vecs.T + self.item_bias).gather(1, cand)
+        return self.catalogue(u, item_vecs).gather(1, cand)
+
+    def catalogue(self, u: torch.Tensor, item_vecs: torch.Tensor) -> torch.Tensor:
+        """Scores (B, n_items) of user vectors ``u`` against every item."""
+        return u @ item_vecs.T + self.item_bias
 
     def ratings(
         self, u: torch.Tensor, target: torch.Tensor, item_vecs: torch.Tensor
@@ -66,6 +124,8 @@ class RecOutput:
     rating_logits: torch.Tensor
     user: torch.Tensor
     hidden: tuple[torch.Tensor, ...] | None = None
+    target: torch.Tensor | None = None  # (B,) the target items (column 0 of the candidates)
+    catalogue: torch.Tensor | None = None  # (B, n_items) scores of every item
 
 
 class RecModel(nn.Module):
@@ -78,6 +138,22 @@ class RecModel(nn.Module):
         self.register_buffer("item_features", item_features.float(), persistent=False)
 
     @property
+    def items_mode(self) -> str:
+        """How items reach this model (``teacher.items``: text, ids or hybrid)."""
+        return self.heads.mode
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor | None:
+        """Input embeddings of token ids with item slots (negative ids) replaced by their soft
+        tokens; ``None`` when there is no slot (the LLM then embeds the ids itself)."""
+        slots = input_ids < 0
+        if not bool(slots.any()):
+            return None
+        emb = decoder(self.lm).embed_tokens
+        out = emb(input_ids.clamp(min=0))
+        soft = self.heads.soft_tokens((-input_ids[slots] - 1).to(self.item_features.device))
+        return out.masked_scatter(slots.unsqueeze(-1), soft.to(out.device, out.dtype))
+
+    @property
     def n_layers(self) -> int:
         """Number of decoder layers."""
         return len(decoder(self.lm).layers)
@@ -88,6 +164,8 @@ class RecModel(nn.Module):
         """Last-token final state (B, H) and, on request, all hidden states (L+1 of (B, T, H))."""
         emb = decoder(self.lm).embed_tokens.weight
         batch = batch.to(emb.device)
+        if inputs_embeds is None:
+            inputs_embeds = self.embed(batch.input_ids)
         if inputs_embeds is not None:
             inputs_embeds = inputs_embeds.to(emb.device, emb.dtype)
         out = decoder(self.lm)(
@@ -113,15 +191,16 @@ class RecModel(nn.Module):
         h, hs = self.user_states(batch, hidden_states=hidden_states, inputs_embeds=inputs_embeds)
         cand = cand.to(h.device)
         u = self.heads.user_proj(h)
-        item_vecs = self.heads.item_proj(self.item_features)
+        item_vecs = self.heads.item_vectors(self.item_features)
         rating, logits = self.heads.ratings(u, cand[:, 0], item_vecs)
-        return RecOutput(self.heads.scores(u, cand, item_vecs), rating, logits, u, hs)
+        every = self.heads.catalogue(u, item_vecs)
+        return RecOutput(every.gather(1, cand), rating, logits, u, hs, cand[:, 0], every)
 
     @torch.no_grad()
     def score_all(self, u: torch.Tensor) -> torch.Tensor:
         """Scores (B, n_items) of user vectors ``u`` against every item (full ranking)."""
         u = u.to(self.item_features.device)
-        return u @ self.heads.item_proj(self.item_features).T + self.heads.item_bias
+        return self.heads.catalogue(u, self.heads.item_vectors(self.item_features))
 
 
 def rating_loss(out: RecOutput, target_rating: torch.Tensor) -> torch.Tensor:
@@ -136,15 +215,27 @@ def rating_loss(out: RecOutput, target_rating: torch.Tensor) -> torch.Tensor:
 
 
 def task_loss(
-    out: RecOutput, target_rating: torch.Tensor, w_rating: float, reduction: str = "mean"
+    out: RecOutput,
+    target_rating: torch.Tensor,
+    w_rating: float,
+    reduction: str = "mean",
+    objective: str = "sampled",
 ) -> torch.Tensor:
-    """Cross-entropy over candidates (target at 0) + ``w_rating`` * (MSE + CE) on known ratings.
+    """Cross-entropy + ``w_rating`` * (MSE + CE) on known ratings. ``objective``: ``sampled``
+    = over the sample's candidates (target at 0), ``full`` = over every item of the catalogue.
 
     With ``reduction='sum'`` the result is the sum of per-sample losses (for per-sample
     gradients, each sample's gradient is then exactly the gradient of its own loss).
     """
-    zeros = torch.zeros(out.scores.shape[0], dtype=torch.long, device=out.scores.device)
-    loss = F.cross_entropy(out.scores, zeros, reduction="none")
+    if objective == "full":
+        if out.catalogue is None or out.target is None:
+            raise ValueError("a full-catalogue loss needs the scores of every item")
+        loss = F.cross_entropy(out.catalogue, out.target, reduction="none")
+    elif objective == "sampled":
+        zeros = torch.zeros(out.scores.shape[0], dtype=torch.long, device=out.scores.device)
+        loss = F.cross_entropy(out.scores, zeros, reduction="none")
+    else:
+        raise ValueError(f"teacher.finetune.loss={objective!r}: expected full or sampled")
     if w_rating > 0:
         loss = loss + w_rating * rating_loss(out, target_rating)
     return loss.sum() if reduction == "sum" else loss.mean()
@@ -201,8 +292,13 @@ def load_recmodel(
 
     meta = json.loads((path / META_FILE).read_text())
     d = meta["dims"]
-    heads = RecHeads(d["hidden"], d["item_dim"], d["n_items"], d["dim"])
-    heads.load_state_dict(load_file(path / HEADS_FILE))
+    state = load_file(path / HEADS_FILE)
+    heads = RecHeads(
+        d["hidden"], d["item_dim"], d["n_items"], d["dim"],
+        items=d.get("items", "text"), table=state.get("item_table"),
+        item_table=d.get("item_table", "frozen"),
+    )  # fmt: skip
+    heads.load_state_dict(state)
     lm = load_causal_lm(path, attn=attn, device=device, dtype=dtype, device_map=device_map)
     tok = AutoTokenizer.from_pretrained(str(path))
     model = RecModel(lm, heads.to(device), item_features.to(device))
@@ -216,6 +312,22 @@ def load_features(path: Path, items: Any) -> torch.Tensor:
     if blob["item_ids"] != items["item_id"].tolist():
         raise ValueError(f"{path} was computed for other items than items.parquet: rerun it")
     return blob["features"]
+
+
+def item_inputs(path: Path) -> tuple[str, torch.Tensor | None]:
+    """The ``teacher.items`` mode a features file was prepared for and its item table (the
+    SASRec table that initialises the heads' table in the ID modes; ``None`` in ``text``)."""
+    blob = torch.load(path, weights_only=False)
+    return str(blob.get("items", "text")), blob.get("table")
+
+
+def load_item_table(path: Path, items: Any) -> torch.Tensor:
+    """The item table (n_items, d) that ``evaluate_sasrec`` saved, checked against the items
+    frame (a frame with ``item_id``) row by row."""
+    blob = torch.load(path, weights_only=False)
+    if blob["item_ids"] != items["item_id"].tolist():
+        raise ValueError(f"{path} was learned for other items than items.parquet: rerun it")
+    return blob["table"].float()
 
 
 def load_for_scoring(

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from layerkd.models.text import TokenBatch, pad_left, tokenize_with_title_mask
+from layerkd.models.items import history_tokens
+from layerkd.models.text import TokenBatch, pad_left
 
 
 @dataclass
@@ -63,20 +64,27 @@ def item_index(items: pd.DataFrame) -> dict[str, int]:
 
 
 def load_split(
-    samples: pd.DataFrame, items: pd.DataFrame, tok: Any, split: str, max_tokens: int
+    samples: pd.DataFrame,
+    items: pd.DataFrame,
+    tok: Any,
+    split: str,
+    max_tokens: int,
+    mode: str = "text",
 ) -> SplitData:
-    """Tokenise the history prompts of ``split`` and encode candidates as item indices."""
+    """Tokenise the histories of ``split`` as ``teacher.items`` ``mode`` shows them (see
+    :mod:`layerkd.models.items`) and encode candidates as item indices."""
     rows = samples[samples["split"] == split]
     if rows.empty:
         raise ValueError(f"samples.parquet has no rows with split={split!r}")
     index = item_index(items)
     titles = dict(zip(items["item_id"].astype(str), items["text"].astype(str), strict=True))
     histories = [[titles[str(i)] for i in h] for h in rows["history"]]
+    positions = [[index[str(i)] for i in h] for h in rows["history"]]
     cand_lists = [[index[str(i)] for i in c] for c in rows["candidates"]]
     widths = {len(c) for c in cand_lists}
     if len(widths) != 1:
         raise ValueError(f"split {split!r}: candidate lists differ in length {sorted(widths)}")
-    ids, masks = tokenize_with_title_mask(tok, histories, max_tokens)
+    ids, masks = history_tokens(tok, histories, positions, max_tokens, mode)
     ratings = rows["target_rating"].astype(float).to_numpy(dtype=np.float32)
     return SplitData(
         split=split,

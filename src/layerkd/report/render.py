@@ -42,6 +42,7 @@ def display_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "selections": one["selections"],
             "layers": one["layers"].fillna(""),
             "mode": one["mode"].fillna(""),
+            "items": one["items"].fillna("") if "items" in one else "",
             "params": [_num(p, ",.0f") for p in one["params"]],
         }
     )
@@ -92,6 +93,15 @@ SYNTHETIC = (
 )
 
 
+def teacher_items(df: pd.DataFrame) -> str:
+    """`` (teacher items: MODE)`` for a title: how items reach the teacher (``teacher.items``),
+    read from its evaluation record; empty when the records do not say."""
+    if "items" not in df:
+        return ""
+    modes = df.loc[df["kind"] == "teacher", "items"].dropna().unique()
+    return f" (teacher items: {modes[0]})" if len(modes) else ""
+
+
 def front_notes(df: pd.DataFrame, synthetic: bool = False) -> list[str]:
     """What a reader must know before the tables: the protocol of the metrics and tests, and
     on synthetic data that the verdicts describe the generator."""
@@ -105,7 +115,7 @@ def to_markdown(
 ) -> str:
     """``summary.md``: the two model tables, the legend and the hypotheses."""
     models, eff = display_tables(df)
-    out = [f"# layerkd summary{f': {dataset}' if dataset else ''}", ""]
+    out = [f"# layerkd summary{f': {dataset}' if dataset else ''}{teacher_items(df)}", ""]
     for note in front_notes(df, synthetic):
         out += [note, ""]
     out += ["## Models", ""]
@@ -136,7 +146,8 @@ def to_html(
     esc = html.escape
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>layerkd summary {esc(dataset)}"
-        f"</title><style>{CSS}</style></head><body><h1>layerkd summary {esc(dataset)}</h1>",
+        f"</title><style>{CSS}</style></head><body><h1>layerkd summary {esc(dataset)}"
+        f"{esc(teacher_items(df))}</h1>",
         *(f"<p>{esc(n.replace('**', ''))}</p>" for n in front_notes(df, synthetic)),
         "<h2>Models</h2>",
         models.to_html(index=False, classes="summary", border=0),

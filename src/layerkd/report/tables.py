@@ -133,6 +133,7 @@ def summary_rows(
             "layers": "-".join(map(str, e["layers"])) if e.get("layers") else None,
             "n_layers": len(e["layers"]) if e.get("layers") else None,
             "mode": e.get("mode"),
+            "items": e.get("items"),
             "seeds": ",".join(map(str, e.get("seeds") or [e.get("seed")]))
             if e.get("seeds") or e.get("seed") is not None
             else None,

@@ -191,6 +191,11 @@ def project_teacher(
     user.bias.copy_(heads.user_proj.bias)
     heads.user_proj = user
     heads.dims = {**heads.dims, "hidden": proj.shape[0]}
+    if heads.item_in is not None:  # an item slot's soft token, seen through the same basis
+        soft = nn.Linear(heads.item_in.in_features, proj.shape[0])
+        soft.weight.copy_(proj @ heads.item_in.weight)
+        soft.bias.copy_(proj @ heads.item_in.bias)
+        heads.item_in = soft
     return heads
 
 
@@ -226,6 +231,8 @@ def build_compact(
         heads = copy.deepcopy(teacher.heads)
         heads.user_proj = nn.Linear(spec.hidden_size, heads.user_proj.out_features)
         heads.dims = {**heads.dims, "hidden": spec.hidden_size}
+        if heads.item_in is not None:
+            heads.item_in = nn.Linear(heads.item_in.in_features, spec.hidden_size)
     else:
         if states is None:
             raise ValueError("student.compact.init=teacher needs the teacher's cached states")

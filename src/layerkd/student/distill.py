@@ -269,8 +269,8 @@ def distill_student(
     params = DistillParams(**cfg)
     align = load_alignment(init, int(meta.get("teacher_hidden", model.lm.config.hidden_size)))
     teacher_out = TeacherCache(cache)
-    train = load_split(frame, items, tok, "train", max_prompt_tokens)
-    valid = load_split(frame, items, tok, "valid", max_prompt_tokens)
+    train = load_split(frame, items, tok, "train", max_prompt_tokens, model.items_mode)
+    valid = load_split(frame, items, tok, "valid", max_prompt_tokens, model.items_mode)
     fp = fingerprint(
         file_digest(init / HEADS_FILE, init / META_FILE, init / "config.json"),
         file_digest(cache, samples),

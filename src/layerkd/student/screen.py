@@ -176,8 +176,8 @@ def screen_stage(
     params = DistillParams(**cfg)
     items, frame = pd.read_parquet(item_table), pd.read_parquet(samples)
     model, tok, _ = load_recmodel(teacher, load_features(features, items))
-    train = load_split(frame, items, tok, "train", max_prompt_tokens)
-    valid = load_split(frame, items, tok, "valid", max_prompt_tokens)
+    train = load_split(frame, items, tok, "train", max_prompt_tokens, model.items_mode)
+    valid = load_split(frame, items, tok, "valid", max_prompt_tokens, model.items_mode)
     log.info("screen: %d distinct layer sets at k = %d, %d steps each", len(sets), k, steps)
     df = screen_scores(
         model, sets, TeacherCache(cache), train, valid, params, steps, device_of(device)

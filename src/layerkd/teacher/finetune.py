@@ -5,9 +5,15 @@ Two modes (``teacher.finetune.mode``):
 * ``top``: train the top ``top_layers`` decoder layers, the final norm and the heads in full.
   The frozen lower layers run once; their output states are cached and the top layers train
   on the cache, so an epoch costs ``top_layers / L`` of a full forward+backward.
-* ``lora``: LoRA adapters (``peft``) on every layer's attention projections plus the heads;
-  the adapters are merged into the weights before saving, so layer statistics describe the
-  adapted teacher.
+* ``lora``: LoRA adapters (``peft``) on every layer's ``lora_targets`` projections (the
+  attention's by default; E4SRec and SLMRec adapt the MLP's) plus the heads; the adapters are
+  merged into the weights before saving, so layer statistics describe the adapted teacher.
+
+In the ID modes of ``teacher.items`` the soft tokens of item slots enter at layer 0; in
+``top`` mode the states entering the trained layers are cached once, so the slot projection
+(``item_in``) keeps its initial weights there and trains only in ``lora`` mode (the table, when
+``trainable``, still trains through the item tower). ``loss`` picks the objective: the
+sample's candidates or the whole catalogue (:func:`~layerkd.models.recmodel.task_loss`).
 
 Both train through the one loop :func:`layerkd.models.fit.fit` (early stopping on validation
 NDCG@5, checkpoints and resume) and return the best model.
@@ -45,6 +51,8 @@ class FinetuneParams(FitParams):
     lora_r: int
     lora_alpha: int
     w_rating: float
+    loss: str = "sampled"
+    lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 @dataclass
@@ -54,10 +62,11 @@ class _Task:
     forward: Any  # (sample indices) -> (RecOutput, ratings)
     evaluate_fn: Any  # () -> float
     w_rating: float
+    objective: str
 
     def loss(self, idx: list[int]) -> dict[str, torch.Tensor]:
         out, rating = self.forward(idx)
-        return {"total": task_loss(out, rating, self.w_rating)}
+        return {"total": task_loss(out, rating, self.w_rating, objective=self.objective)}
 
     def evaluate(self) -> float:
         return float(self.evaluate_fn())
@@ -74,12 +83,14 @@ class StateCache:
                 batches(len(data), batch_size), desc=f"cache {data.split}", leave=False
             ):
                 b, _, _ = data.batch(rng)
+                soft = model.embed(b.input_ids)  # item slots as soft tokens; None: text only
                 if start == 0:
-                    h = decoder(lm).embed_tokens(b.input_ids)
+                    h = decoder(lm).embed_tokens(b.input_ids) if soft is None else soft
                 else:
                     with LayerSubset(lm, list(range(start))), LayerOutputs(lm) as rec:
                         decoder(lm)(
-                            input_ids=b.input_ids,
+                            input_ids=b.input_ids if soft is None else None,
+                            inputs_embeds=soft,
                             attention_mask=b.attention_mask,
                             position_ids=b.position_ids,
                             use_cache=False,
@@ -132,7 +143,7 @@ def _top_mode(
         )
         return valid_ndcg5(scores)
 
-    task = _Task(lambda idx: fwd(caches[train.split], idx), evaluate, p.w_rating)
+    task = _Task(lambda idx: fwd(caches[train.split], idx), evaluate, p.w_rating, p.loss)
     return model, fit(task, model, trainable, len(train), p, **fit_kw)
 
 
@@ -141,10 +152,15 @@ def _lora_mode(
 ) -> tuple[RecModel, pd.DataFrame]:
     from peft import LoraConfig, get_peft_model
 
-    targets = sorted(
-        {n.rsplit(".", 1)[-1] for n, m in model.lm.named_modules() if isinstance(m, nn.Linear)}
-        & {"q_proj", "k_proj", "v_proj", "o_proj"}
-    )
+    present = {
+        n.rsplit(".", 1)[-1] for n, m in model.lm.named_modules() if isinstance(m, nn.Linear)
+    }
+    targets = sorted(present & set(p.lora_targets))
+    if not targets:
+        raise ValueError(
+            f"teacher.finetune.lora_targets={list(p.lora_targets)}: the model has none of them "
+            f"(its linear layers: {sorted(present)})"
+        )
     peft_lm = get_peft_model(
         model.lm, LoraConfig(r=p.lora_r, lora_alpha=p.lora_alpha, target_modules=targets)
     )
@@ -158,7 +174,7 @@ def _lora_mode(
     def evaluate() -> float:
         return valid_ndcg5(score_split(model, valid, p.batch_size)[0])
 
-    task = _Task(fwd, evaluate, p.w_rating)
+    task = _Task(fwd, evaluate, p.w_rating, p.loss)
     rows = fit(task, model, trainable, len(train), p, **fit_kw)
     model.lm = peft_lm.merge_and_unload()
     return model, rows

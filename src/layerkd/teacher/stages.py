@@ -16,12 +16,15 @@ import torch
 from layerkd.io import atomic_dir, atomic_path, save_torch, write_json, write_parquet
 from layerkd.models.backbone import load_causal_lm, prepare_backbone
 from layerkd.models.checkpoint import file_digest, fingerprint
+from layerkd.models.items import uses_table, uses_text
 from layerkd.models.recmodel import (
     RecHeads,
     RecModel,
     encode_items,
+    item_inputs,
     load_features,
     load_for_scoring,
+    load_item_table,
     save_recmodel,
 )
 from layerkd.models.samples import load_split
@@ -45,6 +48,8 @@ def prepare_teacher(
     backbone: Path,
     features: Path,
     model: str,
+    items_mode: str = "text",
+    sasrec_table: Path | None = None,
     tiny: dict[str, Any],
     max_item_tokens: int,
     batch_size: int,
@@ -53,20 +58,32 @@ def prepare_teacher(
     dtype: str,
     device_map: str | None,
 ) -> dict[str, Any]:
-    """Save the base ``model`` as an HF directory ``backbone`` and encode every item text once
-    into ``features``."""
+    """Save the base ``model`` as an HF directory ``backbone`` and write the item inputs of
+    ``teacher.items`` mode ``items_mode`` into ``features``: every item text encoded once
+    (``text``, ``hybrid``) and the SASRec item table read from ``sasrec_table`` (``ids``,
+    ``hybrid``), checked against ``items.parquet``."""
     from transformers import AutoTokenizer
 
     items = pd.read_parquet(item_table)
+    blob: dict[str, Any] = {"item_ids": items["item_id"].tolist(), "items": items_mode}
+    if uses_table(items_mode):
+        if sasrec_table is None:
+            raise ValueError(f"teacher.items={items_mode!r} needs the SASRec item table")
+        blob["table"] = load_item_table(sasrec_table, items)
     with atomic_dir(backbone) as tmp:
         info = prepare_backbone(model, tmp, tiny=tiny, texts=items["text"].tolist(), seed=seed)
         lm = load_causal_lm(tmp, device=device_of(device), dtype=dtype, device_map=device_map)
         tok = AutoTokenizer.from_pretrained(str(tmp))
-        feats = encode_items(
-            lm, tok, items["text"].astype(str).tolist(), max_item_tokens, batch_size
-        )
+        if uses_text(items_mode):
+            feats = encode_items(
+                lm, tok, items["text"].astype(str).tolist(), max_item_tokens, batch_size
+            )
+        else:
+            feats = torch.zeros(len(items), 0)
         write_json(tmp / "backbone.json", info)
-    save_torch(features, {"item_ids": items["item_id"].tolist(), "features": feats})
+    if items_mode == "text":  # the file as it always was
+        del blob["items"]
+    save_torch(features, {**blob, "features": feats})
     return info
 
 
@@ -82,6 +99,7 @@ def finetune_teacher(
     max_prompt_tokens: int,
     seed: int,
     finetune_cfg: dict[str, Any],
+    item_table_mode: str = "frozen",
     checkpoints: Path | None,
     device: str,
     dtype: str,
@@ -89,7 +107,9 @@ def finetune_teacher(
 ) -> pd.DataFrame:
     """Fine-tune the base ``backbone`` with fresh heads on the task; save the merged model as
     ``teacher`` and the log as ``train_log``. ``checkpoints`` (a directory, or None) makes the
-    run resumable after a kill.
+    run resumable after a kill. The ``teacher.items`` mode is the one ``features`` was prepared
+    for; in the ID modes the head size is the item table's width (``head_dim`` is unused) and
+    ``item_table_mode`` says whether the table trains.
 
     Training keeps fp32 master weights on ``device`` (``dtype`` and ``device_map`` only set how
     later steps load the teacher).
@@ -99,13 +119,18 @@ def finetune_teacher(
     del dtype, device_map  # training is fp32 on one device; later steps load in dtype
     items, frame = pd.read_parquet(item_table), pd.read_parquet(samples)
     feats = load_features(features, items)
+    mode, table = item_inputs(features)
     lm = load_causal_lm(backbone, device=device_of(device))
     tok = AutoTokenizer.from_pretrained(str(backbone))
     torch.manual_seed(seed)
-    heads = RecHeads(lm.config.hidden_size, feats.shape[1], len(items), head_dim)
+    dim = head_dim if table is None else int(table.shape[1])
+    heads = RecHeads(
+        lm.config.hidden_size, feats.shape[1], len(items), dim,
+        items=mode, table=table, item_table=item_table_mode,
+    )  # fmt: skip
     model = RecModel(lm, heads.to(device), feats.to(device))
-    train = load_split(frame, items, tok, "train", max_prompt_tokens)
-    valid = load_split(frame, items, tok, "valid", max_prompt_tokens)
+    train = load_split(frame, items, tok, "train", max_prompt_tokens, mode)
+    valid = load_split(frame, items, tok, "valid", max_prompt_tokens, mode)
     params = FinetuneParams(**{**finetune_cfg, "seed": seed})
     fp = fingerprint(
         file_digest(backbone / "config.json", backbone / "backbone.json", features, samples),
@@ -147,8 +172,8 @@ def cache_shard(
     model, tok, items, frame, _ = load_for_scoring(
         teacher, features, item_table, samples, device=device, dtype=dtype, device_map=device_map
     )
-    calib = load_split(frame, items, tok, "calibration", max_prompt_tokens)
-    train = load_split(frame, items, tok, "train", max_prompt_tokens)
+    calib = load_split(frame, items, tok, "calibration", max_prompt_tokens, model.items_mode)
+    train = load_split(frame, items, tok, "train", max_prompt_tokens, model.items_mode)
     c_idx = shard_indices(len(calib), index, n_shards)
     t_idx = shard_indices(len(train), index, n_shards)
     with atomic_dir(shard) as tmp:
