@@ -201,3 +201,43 @@ def test_the_slurm_profile_covers_the_cluster_plan(tmp_path, capsys):
         res = sized["set-resources"][rule]
         assert res["runtime"] >= 60 * row["h/job"] and res["mem_mb"] >= 1000 * row["host_GB"], (
             rule, res, row["h/job"], row["host_GB"])  # fmt: skip
+
+
+def test_the_slmrec_plan_costs_id_prompts_and_mlp_adapters(tmp_path, capsys):
+    """config/slmrec.yaml (an overlay of the cluster config): one token an item, so a prompt is
+    the instruction plus data.history_len slots; LoRA on the three MLP projections; no item
+    text encoded; students at k = 8 and 4; the SLURM profile covers every rule."""
+    import yaml
+
+    root = cluster_root(tmp_path)
+    shutil.copy(REPO_ROOT / "config" / "slmrec.yaml", root / "config" / "slmrec.yaml")
+    files = [str(root / "config" / n) for n in ("llama3_8b.yaml", "slmrec.yaml")]
+    plan = main(
+        ["--root", str(root), "--configfile", *files, "--users", "50000", "--items", "60000"]
+    )
+    capsys.readouterr()
+    rows = {r["rule"]: r for r in plan["rows"]}
+    config = load_config(root / "config" / "config.yaml", *files)
+    seq = 16 + config["data"]["history_len"]
+    assert config["teacher"]["items"] == "ids" and seq < config["teacher"]["max_prompt_tokens"]
+    assert rows["finetune_teacher"]["tokens/job"] == rows["finetune_teacher"]["samples/job"] * seq
+    assert rows["prepare_teacher"]["PFLOP/job"] == 0  # ids: no item text to encode
+    assert {"distill k=8 keep", "distill k=4 keep"} <= set(rows)
+    # adapters on gate, up, down: r x (in + out) each, per layer
+    h, i, L, r = 4096, 14336, 32, 16
+    shape = model_shape(config["teacher"])
+    mlp = [(h, i), (h, i), (i, h)]
+    assert shape.linears()[4:] == mlp
+    jobs = {j.rule: j for j in plan_jobs(config, plan["counts"], shape)}
+    kv = 8 * 128  # 8 key/value heads of 128
+    attention = [(h, h), (h, kv), (h, kv), (h, h)]
+    more = L * r * (sum(a + b for a, b in mlp) - sum(a + b for a, b in attention))
+    config["teacher"]["finetune"]["lora_targets"] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    attn_jobs = {j.rule: j for j in plan_jobs(config, plan["counts"], shape)}
+    # GPU memory holds 12 B (weights fp32 + AdamW) a trainable parameter
+    diff = jobs["finetune_teacher"].gpu_fixed - attn_jobs["finetune_teacher"].gpu_fixed
+    assert diff == 12 * more > 0
+    sized = yaml.safe_load((REPO_ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    for row in plan["rows"]:
+        res = sized["set-resources"][row["rule"].split()[0]]
+        assert res["runtime"] >= 60 * row["h/job"] and res["mem_mb"] >= 1000 * row["host_GB"], row

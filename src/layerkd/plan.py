@@ -149,6 +149,7 @@ def plan_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape) -> list[
     hidden = d["w_hidden"] > 0 or ("compact" in st["modes"] and st["compact"]["init"] == "teacher")
     row = (data["n_train_candidates"] + 1 + t["head_dim"]) * 4 + hidden * L * h * b
     inf = seq * s.transient(b)
+    ti *= t.get("items", "text") != "ids"  # the ids mode encodes no item text
     jobs = [Job("prepare_teacher", 1, n_items, n_items * ti, n_items * ti * s.flops(ti),
                 "2N", tdt, n * b, ti * s.transient(b), t["batch_size"],
                 max(4, b) * n + RUNTIME + n_items * ti * TOKEN_PEAK, 10 * n)]  # fmt: skip

@@ -1,6 +1,7 @@
 """config/amazon.yaml: the real Magazine category through the download rule, from the mirror,
 and on through the whole DAG (teacher, scores, students, evaluation, report) with the smoke
-settings (tiny random teacher) so that it fits in CI."""
+settings (tiny random teacher) so that it fits in CI, with the hybrid teacher (title tokens and
+ID tokens of real items: ``config/smoke_hybrid.yaml``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from tests.conftest import copy_workflow, run_snakemake
 
@@ -24,6 +26,7 @@ def amazon_run(tmp_path_factory, shared_data):
         "--configfile",
         "config/smoke.yaml",
         "config/amazon.yaml",
+        "config/smoke_hybrid.yaml",
         "--config",
         f"data={{mirror: {mirror}}}",
         label="amazon.yaml with smoke settings (--cores 2)",
@@ -63,3 +66,16 @@ def test_amazon_config_runs_the_whole_pipeline_on_the_real_category(amazon_run):
     assert len(pooled) == summary["model"].nunique()
     assert {e["n_users"] for e in evals} == {stats["users"]}  # every model on every test user
     assert len({e["candidates_sha256"] for e in evals}) == 1  # same candidates for every model
+
+
+@pytest.mark.slow
+def test_amazon_hybrid_teacher_reads_titles_and_item_tokens(amazon_run):
+    from safetensors.torch import load_file
+
+    res = amazon_run / "results" / "magazine"
+    md = (res / "report" / "summary.md").read_text()
+    assert md.splitlines()[0] == "# layerkd summary: magazine (teacher items: hybrid)"
+    heads = load_file(res / "teacher" / "final" / "heads.safetensors")
+    assert {"item_proj.weight", "item_in.weight", "item_table"} <= set(heads)  # text + table
+    sasrec = torch.load(res / "sasrec" / "item_table.pt", weights_only=False)
+    assert torch.equal(heads["item_table"], sasrec["table"])  # item_table: frozen (the default)

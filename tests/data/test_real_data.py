@@ -145,3 +145,27 @@ def test_all_beauty_2023_csv_named_by_id(shared_data: Path, tmp_path: Path) -> N
     assert (stats["users"], stats["items"], stats["interactions"]) == (253, 356, 2535)
     items = pd.read_parquet(tmp_path / "items.parquet")
     assert (items["title"] == "item " + items["item_id"]).all()
+
+
+def test_games_dev_at_its_own_kcore(shared_data: Path, tmp_path: Path) -> None:
+    """The sparse Video_Games sample (RecBole files) at the dataset's ``kcore: 3`` while the
+    ``data`` section says 5, against a plain-loop 3-core of the raw rows."""
+    from dataclasses import asdict
+
+    from layerkd.data.prepare import prepare_stage
+
+    raw = shared_data / "llmrank_games_dev"
+    outs = {n: tmp_path / f"{n}.parquet" for n in ("items", "interactions", "samples")}
+    entry = {"name": "games_dev", "source": "local", "format": "recbole",
+             "category": "GamesDev", "kcore": 3}  # fmt: skip
+    data = {**asdict(_params(n_candidates=99, kcore=5)), "max_bad_share": 0.01}
+    stats = prepare_stage(
+        manifest=raw / "MANIFEST.json", item_table=outs["items"], interactions=outs["interactions"],
+        samples=outs["samples"], stats=tmp_path / "stats.json", dataset=entry, data=data,
+    )  # fmt: skip
+    with open(raw / "GamesDev.inter") as fh:
+        rows = [(u, i, int(float(t))) for u, i, t in (line.split("\t") for line in list(fh)[1:])]
+    titled = set(pd.read_csv(raw / "GamesDev.item", sep="\t")["item_id:token"])
+    core = _naive_core(rows, titled, 3)
+    _check_outputs(tmp_path, stats, core, 3)
+    assert stats["kcore"]["kcore"] == 3 and stats["items"] > 1000  # sparse: many items survive

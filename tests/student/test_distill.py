@@ -181,3 +181,45 @@ def test_validation_subset_is_fixed_and_used():
         for p in (_params(valid_samples=4, seed=1), _params(valid_samples=4, seed=2))
     ]
     assert len(runs[0].valid) == 4 and runs[0].valid.user_ids == runs[1].valid.user_ids
+
+
+@pytest.mark.parametrize("mode", ["text", "ids", "hybrid"])
+def test_catalogue_kd_target_is_the_teachers_full_catalogue_scores(mode):
+    import copy
+
+    from layerkd.models.backbone import keep_layers
+    from layerkd.student.distill import distill_setup
+    from layerkd.teacher.cache import train_pass
+    from tests.tiny import tiny_model, tiny_split
+
+    teacher, _ = tiny_model(items=mode)
+    train, valid = tiny_split(n=6, items=mode), tiny_split(n=3, seed=1, items=mode)
+    cached = train_pass(teacher, train, 4, hidden=False)  # scores and user vectors only
+    assert set(cached) == {"scores", "user"}  # nothing n_items wide is cached
+    student = copy.deepcopy(teacher)
+    keep_layers(student.lm, [0, 2])
+    p = _params(kd="catalogue", w_hidden=0.0)
+    task, _, _ = distill_setup(student, [0, 2], cached, train, valid, p)
+    with torch.no_grad():
+        expected = teacher.score_all(cached["user"])
+        b, cand, _ = train.batch(range(6))
+        assert torch.equal(teacher(b, cand).catalogue, expected)  # what the teacher computed
+    from layerkd.student.distill import catalogue_target
+
+    assert task.t_items is not None
+    torch.testing.assert_close(catalogue_target(cached["user"], *task.t_items), expected)
+    # the KD term then compares the student's scores of every item with it
+    out = student(b, cand)
+    terms = distill_loss(out, torch.full((6,), float("nan")), expected, None, None, p)
+    torch.testing.assert_close(terms["kd"], kd_loss(out.catalogue, expected, p.temperature))
+
+
+def test_unknown_kd_target_names_the_config_key():
+    from layerkd.student.distill import distill_setup
+    from tests.tiny import tiny_model, tiny_split
+
+    model, _ = tiny_model()
+    train = tiny_split(n=2)
+    cached = {"scores": torch.zeros(2, 5), "user": torch.zeros(2, 16)}
+    with pytest.raises(ValueError, match="distill.kd='items'"):
+        distill_setup(model, [0, 1, 2, 3], cached, train, train, _params(kd="items", w_hidden=0))

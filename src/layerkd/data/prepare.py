@@ -214,13 +214,15 @@ def prepare_stage(
     data: dict[str, Any],
 ) -> dict[str, Any]:
     """``prepare_data``: the raw files beside ``manifest`` to the four processed files, with
-    parameters from the ``data`` section of the config and the ``dataset`` entry."""
+    parameters from the ``data`` section of the config and the ``dataset`` entry (whose own
+    ``kcore``, when it has one, replaces ``data.kcore``: a sparse catalogue beside dense ones)."""
     out_dir = item_table.parent
     expected = {p.name: p for p in (item_table, interactions, samples, stats)}
     want = {"items.parquet", "interactions.parquet", "samples.parquet", "stats.json"}
     if set(expected) != want or any(p.parent != out_dir for p in expected.values()):
         raise ValueError(f"prepare_data writes {sorted(want)} into one directory, got {expected}")
     fields = set(PrepareParams.__dataclass_fields__)
+    data = {**data, **({"kcore": dataset["kcore"]} if "kcore" in dataset else {})}
     params = PrepareParams(**{k: v for k, v in data.items() if k in fields})
     options = LoadOptions(format=dataset.get("format"), max_bad_share=float(data["max_bad_share"]))
     result = prepare_dataset(

@@ -1,6 +1,7 @@
 """Offline distillation of a layer-selected student from cached teacher outputs.
 
-Loss = w_task·CE(student scores, target) + w_kd·T²·KL(teacher ‖ student over candidates)
+Loss = w_task·CE(student scores, target) + w_kd·T²·KL(teacher ‖ student over candidates, or
+over the whole catalogue with ``distill.kd: catalogue``)
 + w_hidden·Σ_j [(1 − cos(a_j(s_j), t_{m(j)})) + β·MSE(a_j(s_j), t_{m(j)})] on last-token
 states, where student layer ``j`` maps to teacher layer ``m(j)`` (the j-th kept layer) and
 ``a_j`` is the identity (keep students) or a learned projection (compact students)
@@ -67,6 +68,7 @@ class DistillParams(FitParams):
     hidden_beta: float
     w_rating: float
     train_embeddings: bool
+    kd: str = "candidates"
 
 
 def kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -99,7 +101,9 @@ def distill_loss(
     if p.w_task > 0:
         terms["task"] = task_loss(out, rating, 0.0)
     if p.w_kd > 0:
-        terms["kd"] = kd_loss(out.scores, teacher_scores, p.temperature)
+        student_scores = out.catalogue if p.kd == "catalogue" else out.scores
+        assert student_scores is not None
+        terms["kd"] = kd_loss(student_scores, teacher_scores, p.temperature)
     if p.w_hidden > 0:
         if student_hidden is None or teacher_hidden is None:
             raise ValueError("distill.w_hidden > 0 needs hidden states of student and teacher")
@@ -110,6 +114,23 @@ def distill_loss(
     zero = torch.zeros((), device=out.scores.device)
     total = sum((weights[k] * v for k, v in terms.items()), zero)
     return {**terms, "total": total}
+
+
+@torch.no_grad()
+def teacher_item_tower(student: RecModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's item vectors (n_items, d) and item bias, read from a student before it
+    trains: every student starts with the teacher's item tower (a compact student re-bases
+    only its user projection and slot map, :mod:`layerkd.student.compact`)."""
+    heads = student.heads
+    return heads.item_vectors(student.item_features).detach().clone(), heads.item_bias.clone()
+
+
+def catalogue_target(
+    user: torch.Tensor, item_vectors: torch.Tensor, item_bias: torch.Tensor
+) -> torch.Tensor:
+    """The teacher's scores of every item (B, n_items) from its cached user vectors (B, d):
+    nothing ``n_items`` wide is cached, the KD target over the catalogue is recomputed."""
+    return user.float() @ item_vectors.T.to(user.device) + item_bias.to(user.device)
 
 
 def set_trainable(student: RecModel, train_embeddings: bool) -> None:
@@ -148,6 +169,11 @@ class _DistillTask:
         self.student, self.align, self.p = student, align, p
         self.train, self.valid, self.dev = train, valid, device
         self.teacher, self.kept, self.use_hidden = teacher_out, kept, p.w_hidden > 0
+        self.t_items: tuple[torch.Tensor, torch.Tensor] | None = None
+        if p.kd == "catalogue":  # the student's heads are still the teacher's here
+            self.t_items = teacher_item_tower(student)
+        elif p.kd != "candidates":
+            raise ValueError(f"distill.kd={p.kd!r}: expected candidates or catalogue")
         if self.use_hidden:
             t_width = teacher_out.rows("hidden", [0]).shape[-1]
             if not align and student.lm.config.hidden_size != t_width:
@@ -167,7 +193,10 @@ class _DistillTask:
         """Every loss term of the micro-batch ``idx`` and their weighted ``total``."""
         b, cand, rating = self.train.batch(idx)
         b, cand, rating = b.to(self.dev), cand.to(self.dev), rating.to(self.dev)
-        t_scores = self.teacher.rows("scores", idx).to(self.dev)
+        if self.t_items is None:
+            t_scores = self.teacher.rows("scores", idx).to(self.dev)
+        else:
+            t_scores = catalogue_target(self.teacher.rows("user", idx).to(self.dev), *self.t_items)
         hooks = LayerOutputs(self.student.lm, keep_grad=True)
         with hooks if self.use_hidden else contextlib.nullcontext():
             out = self.student(b, cand)
