@@ -34,8 +34,10 @@ def assert_ablation_equals_deleting_each_layer(model, data, batch_size):
         assert deltas[layer] == pytest.approx(expected, rel=1e-4, abs=1e-6)
 
 
-def test_ablation_equals_deleting_the_layer():
-    model, _ = tiny_model(seed=5)
-    assert_ablation_equals_deleting_each_layer(model, tiny_split(n=6, seed=1), batch_size=4)
+@pytest.mark.parametrize("items", ["text", "ids", "hybrid"])
+def test_ablation_equals_deleting_the_layer(items):
+    model, _ = tiny_model(seed=5, items=items)
+    data = tiny_split(n=6, seed=1, items=items)
+    assert_ablation_equals_deleting_each_layer(model, data, batch_size=4)
     # the model itself is left whole
     assert model.n_layers == 4 and model.lm.config.num_hidden_layers == 4

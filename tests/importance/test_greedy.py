@@ -51,10 +51,10 @@ def loss_deleting(model: RecModel, data, kept: list[int]) -> float:
     return sum(losses) / len(losses)
 
 
-@pytest.mark.parametrize("seed", [0, 3, 5])
-def test_one_removal_is_the_least_important_ablated_layer(seed):
-    model, _ = tiny_model(seed=seed)
-    data = tiny_split(n=6, seed=seed)
+@pytest.mark.parametrize(("seed", "items"), [(0, "text"), (3, "text"), (5, "ids"), (0, "hybrid")])
+def test_one_removal_is_the_least_important_ablated_layer(seed, items):
+    model, _ = tiny_model(seed=seed, items=items)
+    data = tiny_split(n=6, seed=seed, items=items)
     full, deltas = ablation_scores(model, data, batch_size=4, w_rating=W)
     res = greedy_removal(model, data, model.n_layers - 1, batch_size=4, w_rating=W)
     assert res.order == [int(np.argmin(deltas))]

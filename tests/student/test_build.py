@@ -333,3 +333,32 @@ def test_smoke_run_distils_each_distinct_layer_set_once_per_mode_and_seed(smoke_
     assert sum("__keep__" in i for i in ids) == n_sets * len(cfg["distill"]["seeds"])
     evals = sorted(p.stem for p in (res / "eval" / "student").glob("*.json"))
     assert evals == sorted(ids)
+
+
+@pytest.mark.parametrize("items", ["ids", "hybrid"])
+def test_full_width_projection_reproduces_the_keep_student_with_item_slots(items):
+    """The slot map of an ID-mode teacher is re-based with the residual stream (``P·W``,
+    ``P·b``): at the teacher's width the compact student scores as the keep student does."""
+    from layerkd.teacher.cache import train_pass
+    from tests.tiny import tiny_model, tiny_split
+
+    teacher, _ = tiny_model(items=items)
+    data = tiny_split(n=6, items=items)
+    states = train_pass(teacher, data, 3)["hidden"][:, [1, 3]]
+    full = _spec(hidden_size=32, intermediate_size=64, num_heads=4, init="teacher")
+    compact, _ = build_compact(teacher, [1, 3], full, states, seed=0)
+    assert compact.heads.item_in.out_features == 32
+    keep = copy.deepcopy(teacher)
+    keep_layers(keep.lm, [1, 3])
+    b, cand, _ = data.batch(range(6))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            compact(b, cand).scores, keep(b, cand).scores, rtol=1e-4, atol=1e-4
+        )
+    narrow = _spec(hidden_size=16, intermediate_size=32, num_heads=2, init="teacher")
+    small, _ = build_compact(teacher, [1, 3], narrow, states, seed=0)
+    assert small.heads.item_in.weight.shape == (16, 16)  # table width 16 -> student hidden 16
+    assert small(b, cand).scores.isfinite().all()
+    rand, _ = build_compact(teacher, [1, 3], _spec(hidden_size=16, intermediate_size=32,
+                                                   num_heads=2, init="random"), None, seed=0)  # fmt: skip
+    assert rand.heads.item_in.out_features == 16 and rand(b, cand).scores.isfinite().all()

@@ -68,8 +68,10 @@ def _attention_reference(model, b, title_mask):
     before = lm.config._attn_implementation
     lm.set_attn_implementation("eager")
     with torch.no_grad():
+        soft = model.embed(b.input_ids)  # item slots as soft tokens (None: text only)
         out = decoder(lm)(
-            input_ids=b.input_ids,
+            input_ids=b.input_ids if soft is None else None,
+            inputs_embeds=soft,
             attention_mask=b.attention_mask,
             position_ids=b.position_ids,
             output_attentions=True,
@@ -90,9 +92,12 @@ def _attention_reference(model, b, title_mask):
     return torch.tensor(scores, dtype=torch.float64)
 
 
-def test_one_batched_pass_matches_a_per_sample_loop():
-    model, _ = tiny_model()
-    data = tiny_split(n=7)
+@pytest.mark.parametrize("items", ["text", "ids", "hybrid"])
+def test_one_batched_pass_matches_a_per_sample_loop(items):
+    """In every ``teacher.items`` mode (item slots enter as soft tokens; the attention share
+    counts title tokens, slots or both, as the item mask says)."""
+    model, _ = tiny_model(items=items)
+    data = tiny_split(n=7, items=items)
     got = calibration_pass(model, data, batch_size=4, w_rating=W_RATING)
     ref = _reference(model, data)
     assert got["n"] == 7
