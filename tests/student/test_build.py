@@ -359,6 +359,6 @@ def test_full_width_projection_reproduces_the_keep_student_with_item_slots(items
     small, _ = build_compact(teacher, [1, 3], narrow, states, seed=0)
     assert small.heads.item_in.weight.shape == (16, 16)  # table width 16 -> student hidden 16
     assert small(b, cand).scores.isfinite().all()
-    rand, _ = build_compact(teacher, [1, 3], _spec(hidden_size=16, intermediate_size=32,
-                                                   num_heads=2, init="random"), None, seed=0)  # fmt: skip
+    random_spec = _spec(hidden_size=16, intermediate_size=32, num_heads=2, init="random")
+    rand, _ = build_compact(teacher, [1, 3], random_spec, None, seed=0)
     assert rand.heads.item_in.out_features == 16 and rand(b, cand).scores.isfinite().all()
