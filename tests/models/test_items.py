@@ -26,17 +26,17 @@ def _words(tok, text):
 
 def test_ids_prompt_is_instruction_then_one_slot_per_item():
     _, tok = tiny_model()
-    ids, masks = history_tokens(tok, [["red cup", "blue lamp"]], [[4, 0]], 64, "ids")
+    ids, masks, shown = history_tokens(tok, [["red cup", "blue lamp"]], [[4, 0]], 64, "ids")
     head = _words(tok, "The user bought these items, oldest first:")
     tail = _words(tok, " ; Next purchase:")
     assert ids[0] == head + [-5, -1] + tail
     assert masks[0] == [False] * len(head) + [True, True] + [False] * len(tail)
-    assert slot(4) == -5 and slot(0) == -1
+    assert slot(4) == -5 and slot(0) == -1 and shown == [2]
 
 
 def test_hybrid_prompt_is_each_title_then_its_slot():
     _, tok = tiny_model()
-    ids, masks = history_tokens(tok, [["red cup", "blue lamp"]], [[4, 0]], 64, "hybrid")
+    ids, masks, _ = history_tokens(tok, [["red cup", "blue lamp"]], [[4, 0]], 64, "hybrid")
     head = _words(tok, "The user bought these items, oldest first:")
     sep, tail = _words(tok, " ; "), _words(tok, " ; Next purchase:")
     red, blue = _words(tok, "red cup"), _words(tok, "blue lamp")
@@ -48,8 +48,8 @@ def test_hybrid_prompt_is_each_title_then_its_slot():
 def test_ids_prompt_keeps_the_most_recent_items_when_truncated():
     _, tok = tiny_model()
     tail = _words(tok, " ; Next purchase:")
-    ids, _ = history_tokens(tok, [["a"] * 5], [[0, 1, 2, 3, 4]], len(tail) + 2, "ids")
-    assert ids[0] == [-4, -5] + tail
+    ids, _, shown = history_tokens(tok, [["a"] * 5], [[0, 1, 2, 3, 4]], len(tail) + 2, "ids")
+    assert ids[0] == [-4, -5] + tail and shown == [2]
 
 
 def test_text_mode_is_the_title_prompt():
@@ -58,6 +58,29 @@ def test_text_mode_is_the_title_prompt():
     assert history_tokens(tok, titles, [[4, 0], [1]], 8, "text") == tokenize_with_title_mask(
         tok, titles, 8
     )
+
+
+def test_text_prompts_count_the_titles_they_show_whole():
+    _, tok = tiny_model()
+    titles = [["red cup", "blue lamp", "pen"]]
+    full, _, shown = tokenize_with_title_mask(tok, titles, 64)
+    assert shown == [3]
+    tail = len(_words(tok, "pen ; Next purchase:"))
+    assert tokenize_with_title_mask(tok, titles, tail)[2] == [1]  # "pen ; next purchase :"
+    assert tokenize_with_title_mask(tok, titles, tail + 2)[2] == [1]  # "lamp ; pen ...": cut
+    assert tokenize_with_title_mask(tok, titles, tail + 3)[2] == [2]  # "blue lamp ; pen ..."
+
+
+def test_item_text_is_cut_at_its_end():
+    """An item text longer than the budget is encoded from its first tokens (name and brand
+    come first), so it encodes as its own prefix does."""
+    from layerkd.models.recmodel import encode_items
+
+    model, tok = tiny_model()
+    long, head = "red cup blue lamp green pen", "red cup blue"
+    got = encode_items(model.lm, tok, [long, head, "lamp pen"], max_tokens=3, batch_size=2)
+    torch.testing.assert_close(got[0], got[1])
+    assert not torch.allclose(got[0], got[2])
 
 
 def test_unknown_mode_names_the_config_key():
@@ -173,3 +196,15 @@ def test_saved_id_model_reloads_with_same_scores(tmp_path, mode, table):
     assert (score_split(again, data, 2)[0] == score_split(model, data, 2)[0]).all()
     is_param = any(n.endswith("item_table") for n, _ in again.named_parameters())
     assert is_param == (table == "trainable")
+
+
+def test_prompt_stats_by_hand():
+    data = tiny_split(n=3)
+    data.shown = [(3, 3), (4, 2), (5, 4)]
+    assert data.prompt_stats() == {
+        "samples": 3,
+        "mean_history_items": 4.0,
+        "mean_items_shown": 3.0,
+        "share_losing_an_item": pytest.approx(2 / 3),
+    }
+    assert data.subset([1]).prompt_stats()["mean_items_shown"] == 2.0

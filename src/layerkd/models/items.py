@@ -56,10 +56,11 @@ def history_tokens(
     items_per_prompt: Sequence[Sequence[int]],
     max_tokens: int,
     mode: str,
-) -> tuple[list[list[int]], list[list[bool]]]:
-    """Token ids (item slots negative) of each history, left-truncated to ``max_tokens``, and per
+) -> tuple[list[list[int]], list[list[bool]], list[int]]:
+    """Token ids (item slots negative) of each history, left-truncated to ``max_tokens``; per
     token whether it belongs to an item (title tokens, slots or both: the attention method's
-    "share on item tokens")."""
+    "share on item tokens"); and how many of its items each history still shows (whole titles
+    in ``text``, slots in the ID modes)."""
     if check_mode(mode) == "text":
         return tokenize_with_title_mask(tok, titles_per_prompt, max_tokens)
 
@@ -67,7 +68,7 @@ def history_tokens(
         return list(tok(texts, add_special_tokens=False)["input_ids"])  # type: ignore[operator]
 
     head, tail, sep = encode([PROMPT_HEAD.rstrip(), PROMPT_TAIL, SEPARATOR])
-    ids, masks = [], []
+    ids, masks, shown = [], [], []
     for titles, items in zip(titles_per_prompt, items_per_prompt, strict=True):
         row, mask = list(head), [False] * len(head)
         title_ids = encode(list(titles)) if mode == "hybrid" and titles else []
@@ -80,4 +81,5 @@ def history_tokens(
         row, mask = row + tail, mask + [False] * len(tail)
         ids.append(row[-max_tokens:])
         masks.append(mask[-max_tokens:])
-    return ids, masks
+        shown.append(sum(t < 0 for t in ids[-1]))
+    return ids, masks, shown

@@ -245,9 +245,10 @@ def task_loss(
 def encode_items(
     lm: nn.Module, tok: Any, texts: list[str], max_tokens: int, batch_size: int = 32
 ) -> torch.Tensor:
-    """Mean-pooled final hidden state (after the final norm) of each item text: (n_items, H)."""
+    """Mean-pooled final hidden state (after the final norm) of each item text, cut at its
+    end to ``max_tokens`` tokens: (n_items, H)."""
     lm.eval()
-    ids = tokenize(tok, texts, max_tokens)
+    ids = tokenize(tok, texts, max_tokens, keep="start")
     ids = [r if r else [tok.pad_token_id] for r in ids]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     feats = torch.zeros(len(ids), lm.config.hidden_size)

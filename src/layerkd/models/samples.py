@@ -24,6 +24,7 @@ class SplitData:
     rating: torch.Tensor
     pad_id: int
     title_mask: list[list[bool]] | None = None
+    shown: list[tuple[int, int]] | None = None  # (history items, items the prompt shows)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -55,7 +56,23 @@ class SplitData:
             self.rating[idx],
             self.pad_id,
             None if self.title_mask is None else [self.title_mask[i] for i in idx],
+            None if self.shown is None else [self.shown[i] for i in idx],
         )
+
+    def prompt_stats(self) -> dict[str, float]:
+        """How much of the histories the prompts show: the mean number of history items, the
+        mean shown (``teacher.max_prompt_tokens`` cuts the oldest) and the share of prompts
+        that lose at least one item."""
+        if not self.shown:
+            raise ValueError(f"split {self.split!r} was loaded without prompt statistics")
+        total = np.array([t for t, _ in self.shown], dtype=float)
+        seen = np.array([s for _, s in self.shown], dtype=float)
+        return {
+            "samples": len(self.shown),
+            "mean_history_items": float(total.mean()),
+            "mean_items_shown": float(seen.mean()),
+            "share_losing_an_item": float((seen < total).mean()),
+        }
 
 
 def item_index(items: pd.DataFrame) -> dict[str, int]:
@@ -84,7 +101,7 @@ def load_split(
     widths = {len(c) for c in cand_lists}
     if len(widths) != 1:
         raise ValueError(f"split {split!r}: candidate lists differ in length {sorted(widths)}")
-    ids, masks = history_tokens(tok, histories, positions, max_tokens, mode)
+    ids, masks, shown = history_tokens(tok, histories, positions, max_tokens, mode)
     ratings = rows["target_rating"].astype(float).to_numpy(dtype=np.float32)
     return SplitData(
         split=split,
@@ -94,4 +111,5 @@ def load_split(
         rating=torch.from_numpy(ratings),
         pad_id=int(tok.pad_token_id),
         title_mask=masks,
+        shown=[(len(h), s) for h, s in zip(histories, shown, strict=True)],
     )

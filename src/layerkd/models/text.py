@@ -33,12 +33,13 @@ def title_spans(titles: Sequence[str]) -> list[tuple[int, int]]:
 
 def tokenize_with_title_mask(
     tok: object, titles_per_prompt: Sequence[Sequence[str]], max_tokens: int
-) -> tuple[list[list[int]], list[list[bool]]]:
-    """Token ids of each history prompt (left-truncated) and, per token, whether it belongs to
-    an item title (the attention method measures the share of attention landing on them)."""
+) -> tuple[list[list[int]], list[list[bool]], list[int]]:
+    """Token ids of each history prompt (left-truncated), per token whether it belongs to an
+    item title (the attention method measures the share of attention landing on them), and
+    how many titles each prompt shows whole (the oldest are the ones the truncation cuts)."""
     prompts = [history_prompt(t) for t in titles_per_prompt]
     enc = tok(prompts, add_special_tokens=False, return_offsets_mapping=True)  # type: ignore[operator]
-    ids, masks = [], []
+    ids, masks, shown = [], [], []
     for row, offsets, titles in zip(
         enc["input_ids"], enc["offset_mapping"], titles_per_prompt, strict=True
     ):
@@ -46,7 +47,9 @@ def tokenize_with_title_mask(
         mask = [any(a < e and b > s for s, e in spans) for a, b in offsets]
         ids.append(row[-max_tokens:])
         masks.append(mask[-max_tokens:])
-    return ids, masks
+        first = offsets[-max_tokens][0] if len(offsets) > max_tokens else 0
+        shown.append(sum(s >= first for s, _ in spans))
+    return ids, masks, shown
 
 
 @dataclass
@@ -64,9 +67,15 @@ class TokenBatch:
         )
 
 
-def tokenize(tok: object, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
-    """Token ids per text, truncated from the left (the most recent history is kept)."""
+def tokenize(
+    tok: object, texts: Sequence[str], max_tokens: int, keep: str = "end"
+) -> list[list[int]]:
+    """Token ids per text, at most ``max_tokens``: ``keep='end'`` keeps the last ones (a
+    history: the most recent items), ``keep='start'`` the first (an item text: the product
+    name and brand come first)."""
     ids = tok(list(texts), add_special_tokens=False)["input_ids"]  # type: ignore[operator]
+    if keep == "start":
+        return [row[:max_tokens] for row in ids]
     return [row[-max_tokens:] if len(row) > max_tokens else row for row in ids]
 
 

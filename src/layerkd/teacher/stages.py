@@ -140,7 +140,10 @@ def finetune_teacher(
     ckpt_dir = Path(checkpoints) if checkpoints else None
     model, log_frame = finetune(model, train, valid, params, ckpt_dir=ckpt_dir, fingerprint=fp)
     n_layers = model.n_layers
+    prompts = {s.split: s.prompt_stats() for s in (train, valid)}
+    log.info("prompts (teacher.max_prompt_tokens=%d): %s", max_prompt_tokens, prompts)
     meta = {"kind": "teacher", "layers": list(range(n_layers)), "teacher_layers": n_layers}
+    meta["prompts"] = prompts  # how much of the histories the prompts show
     with atomic_dir(teacher) as tmp:
         save_recmodel(model, tok, tmp, meta)
     write_parquet(train_log, log_frame)
