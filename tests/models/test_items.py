@@ -74,7 +74,7 @@ def test_text_prompts_count_the_titles_they_show_whole():
 def test_item_text_is_cut_at_its_end():
     """An item text longer than the budget is encoded from its first tokens (name and brand
     come first), so it encodes as its own prefix does."""
-    from layerkd.models.recmodel import encode_items
+    from layerkd.models.items import encode_items
 
     model, tok = tiny_model()
     long, head = "red cup blue lamp green pen", "red cup blue"

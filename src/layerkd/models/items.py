@@ -21,8 +21,23 @@ soft tokens; :meth:`~layerkd.models.recmodel.RecHeads.item_vectors` gives the it
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from layerkd.models.text import PROMPT_HEAD, PROMPT_TAIL, SEPARATOR, tokenize_with_title_mask
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from layerkd.models.backbone import decoder
+from layerkd.models.text import (
+    PROMPT_HEAD,
+    PROMPT_TAIL,
+    SEPARATOR,
+    batches,
+    pad_left,
+    tokenize,
+    tokenize_with_title_mask,
+)
 
 MODES = ("text", "ids", "hybrid")
 TABLE_MODES = ("frozen", "trainable")
@@ -83,3 +98,54 @@ def history_tokens(
         masks.append(mask[-max_tokens:])
         shown.append(sum(t < 0 for t in ids[-1]))
     return ids, masks, shown
+
+
+@torch.no_grad()
+def encode_items(
+    lm: nn.Module, tok: Any, texts: list[str], max_tokens: int, batch_size: int = 32
+) -> torch.Tensor:
+    """Mean-pooled final hidden state (after the final norm) of each item text, cut at its
+    end to ``max_tokens`` tokens: (n_items, H)."""
+    lm.eval()
+    ids = tokenize(tok, texts, max_tokens, keep="start")
+    ids = [r if r else [tok.pad_token_id] for r in ids]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    feats = torch.zeros(len(ids), lm.config.hidden_size)
+    for rng in tqdm(batches(len(order), batch_size), desc="encode items", unit="batch"):
+        idx = [order[i] for i in rng]
+        b = pad_left([ids[i] for i in idx], tok.pad_token_id)
+        b = b.to(decoder(lm).embed_tokens.weight.device)
+        out = decoder(lm)(
+            input_ids=b.input_ids,
+            attention_mask=b.attention_mask,
+            position_ids=b.position_ids,
+            use_cache=False,
+        )
+        m = b.attention_mask.unsqueeze(-1).float().to(out.last_hidden_state.device)
+        feats[idx] = ((out.last_hidden_state.float() * m).sum(1) / m.sum(1)).cpu()
+    return feats
+
+
+def load_features(path: Path, items: Any) -> torch.Tensor:
+    """Item features saved by ``prepare_teacher``, checked against ``items.parquet`` (a frame
+    with ``item_id``)."""
+    blob = torch.load(path, weights_only=False)
+    if blob["item_ids"] != items["item_id"].tolist():
+        raise ValueError(f"{path} was computed for other items than items.parquet: rerun it")
+    return blob["features"]
+
+
+def item_inputs(path: Path) -> tuple[str, torch.Tensor | None]:
+    """The ``teacher.items`` mode a features file was prepared for and its item table (the
+    SASRec table that initialises the heads' table in the ID modes; ``None`` in ``text``)."""
+    blob = torch.load(path, weights_only=False)
+    return str(blob.get("items", "text")), blob.get("table")
+
+
+def load_item_table(path: Path, items: Any) -> torch.Tensor:
+    """The item table (n_items, d) that ``evaluate_sasrec`` saved, checked against the items
+    frame (a frame with ``item_id``) row by row."""
+    blob = torch.load(path, weights_only=False)
+    if blob["item_ids"] != items["item_id"].tolist():
+        raise ValueError(f"{path} was learned for other items than items.parquet: rerun it")
+    return blob["table"].float()

@@ -1,8 +1,9 @@
 """The recommender built on an LLM: user tower, item tower, item bias and rating heads.
 
-The user vector is a projection of the last-token state of the history prompt. Items are
-encoded once by the base teacher (mean-pooled final hidden state of the item text, see
-:func:`encode_items`) and projected; ``score(u, i) = <u, v_i> + b_i``. Two rating heads read
+The user vector is a projection of the last-token state of the history prompt. The item tower
+depends on ``teacher.items`` (:mod:`layerkd.models.items`): projected item-text features
+(encoded once by the base teacher, :func:`~layerkd.models.items.encode_items`), rows of the
+SASRec item table, or their sum; ``score(u, i) = <u, v_i> + b_i``. Two rating heads read
 ``[u, v, u * v]``: a regression to 1-5 and a 5-way classifier.
 """
 
@@ -17,11 +18,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm import tqdm
 
 from layerkd.models.backbone import decoder, load_causal_lm
-from layerkd.models.items import TABLE_MODES, check_mode, uses_table, uses_text
-from layerkd.models.text import TokenBatch, batches, pad_left, tokenize
+from layerkd.models.items import TABLE_MODES, check_mode, load_features, uses_table, uses_text
+from layerkd.models.text import TokenBatch
 
 HEADS_FILE = "heads.safetensors"
 META_FILE = "layerkd.json"
@@ -241,32 +241,6 @@ def task_loss(
     return loss.sum() if reduction == "sum" else loss.mean()
 
 
-@torch.no_grad()
-def encode_items(
-    lm: nn.Module, tok: Any, texts: list[str], max_tokens: int, batch_size: int = 32
-) -> torch.Tensor:
-    """Mean-pooled final hidden state (after the final norm) of each item text, cut at its
-    end to ``max_tokens`` tokens: (n_items, H)."""
-    lm.eval()
-    ids = tokenize(tok, texts, max_tokens, keep="start")
-    ids = [r if r else [tok.pad_token_id] for r in ids]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    feats = torch.zeros(len(ids), lm.config.hidden_size)
-    for rng in tqdm(batches(len(order), batch_size), desc="encode items", unit="batch"):
-        idx = [order[i] for i in rng]
-        b = pad_left([ids[i] for i in idx], tok.pad_token_id)
-        b = b.to(decoder(lm).embed_tokens.weight.device)
-        out = decoder(lm)(
-            input_ids=b.input_ids,
-            attention_mask=b.attention_mask,
-            position_ids=b.position_ids,
-            use_cache=False,
-        )
-        m = b.attention_mask.unsqueeze(-1).float().to(out.last_hidden_state.device)
-        feats[idx] = ((out.last_hidden_state.float() * m).sum(1) / m.sum(1)).cpu()
-    return feats
-
-
 def save_recmodel(model: RecModel, tok: Any, out_dir: Path, meta: dict[str, Any]) -> None:
     """Save as an HF model directory (AutoModelForCausalLM-loadable) + heads + metadata."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -304,31 +278,6 @@ def load_recmodel(
     tok = AutoTokenizer.from_pretrained(str(path))
     model = RecModel(lm, heads.to(device), item_features.to(device))
     return model, tok, meta
-
-
-def load_features(path: Path, items: Any) -> torch.Tensor:
-    """Item features saved by ``prepare_teacher``, checked against ``items.parquet`` (a frame
-    with ``item_id``)."""
-    blob = torch.load(path, weights_only=False)
-    if blob["item_ids"] != items["item_id"].tolist():
-        raise ValueError(f"{path} was computed for other items than items.parquet: rerun it")
-    return blob["features"]
-
-
-def item_inputs(path: Path) -> tuple[str, torch.Tensor | None]:
-    """The ``teacher.items`` mode a features file was prepared for and its item table (the
-    SASRec table that initialises the heads' table in the ID modes; ``None`` in ``text``)."""
-    blob = torch.load(path, weights_only=False)
-    return str(blob.get("items", "text")), blob.get("table")
-
-
-def load_item_table(path: Path, items: Any) -> torch.Tensor:
-    """The item table (n_items, d) that ``evaluate_sasrec`` saved, checked against the items
-    frame (a frame with ``item_id``) row by row."""
-    blob = torch.load(path, weights_only=False)
-    if blob["item_ids"] != items["item_id"].tolist():
-        raise ValueError(f"{path} was learned for other items than items.parquet: rerun it")
-    return blob["table"].float()
 
 
 def load_for_scoring(

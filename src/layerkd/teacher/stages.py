@@ -16,15 +16,18 @@ import torch
 from layerkd.io import atomic_dir, atomic_path, save_torch, write_json, write_parquet
 from layerkd.models.backbone import load_causal_lm, prepare_backbone
 from layerkd.models.checkpoint import file_digest, fingerprint
-from layerkd.models.items import uses_table, uses_text
-from layerkd.models.recmodel import (
-    RecHeads,
-    RecModel,
+from layerkd.models.items import (
     encode_items,
     item_inputs,
     load_features,
-    load_for_scoring,
     load_item_table,
+    uses_table,
+    uses_text,
+)
+from layerkd.models.recmodel import (
+    RecHeads,
+    RecModel,
+    load_for_scoring,
     save_recmodel,
 )
 from layerkd.models.samples import load_split
