@@ -9,8 +9,8 @@ holds and the other does not write are reported as a note), the calibration stat
 score file,
 every selection, and the per-user metrics (and candidate digest) of every evaluation file: every
 key both versions of a file hold (a key one version adds, such as full-ranking metrics, is not
-a difference). Timing fields (latency, throughput) are left out: they are measurements of the
-machine, not results. Files in one tree only are listed apart. Prints one line per file and
+a difference). Timing fields (latency, throughput, the seconds of greedy and of SASRec training)
+are left out: they are measurements of the machine, not results. Files in one tree only are listed apart. Prints one line per file and
 exits 1 when a file both trees hold differs.
 """
 
@@ -26,7 +26,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-TIMING = ("latency_ms_b1", "throughput_users_s")
+#: wall-clock fields: measurements of the machine, not results
+TIMING = ("latency_ms_b1", "throughput_users_s", "seconds", "train_seconds")
 
 
 def _tensors(obj: Any, prefix: str = "") -> dict[str, Any]:
