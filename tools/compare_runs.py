@@ -10,8 +10,8 @@ score file,
 every selection, and the per-user metrics (and candidate digest) of every evaluation file: every
 key both versions of a file hold (a key one version adds, such as full-ranking metrics, is not
 a difference). Timing fields (latency, throughput, the seconds of greedy and of SASRec training)
-are left out: they are measurements of the machine, not results. Files in one tree only are listed apart. Prints one line per file and
-exits 1 when a file both trees hold differs.
+are left out: they are measurements of the machine, not results. Files in one tree only are
+listed apart. Prints one line per file and exits 1 when a file both trees hold differs.
 """
 
 from __future__ import annotations
