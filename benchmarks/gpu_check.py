@@ -3,17 +3,21 @@ downloaded): the teacher pass, one LoRA fine-tune step and an 8-layer keep stude
 
     python benchmarks/gpu_check.py [--out gpu_check.json] [--samples 256] [--budget-s 420]
     python benchmarks/gpu_check.py --tiny --out tmp.json      # the same code on CPU, in seconds
+    python benchmarks/gpu_check.py --configfile config/llama3_8b.yaml config/slmrec.yaml  # ids
 
 Settings (prompt length, batch sizes, LoRA rank, k, ...) come from config/config.yaml +
-``--configfile`` (default config/llama3_8b.yaml), as the pipeline would run them. Sections:
+``--configfile`` (default config/llama3_8b.yaml), as the pipeline would run them; in the ID
+modes of ``teacher.items`` the prompts are the instruction plus item slots (a random item table
+of ``sasrec.hidden``), as long as :func:`layerkd.plan.prompt_tokens` says. Sections:
 
 * ``teacher_pass``: :func:`~layerkd.teacher.cache.calibration_pass` (forward + backward with the
   per-sample statistics hooks) on ``--samples`` synthetic prompts of teacher.max_prompt_tokens
   tokens; tokens/s, model FLOP utilisation (FLOPs as :mod:`layerkd.plan` counts them) against
   the card's dense bf16 peak, peak memory, and the plan's memory estimate beside it. A batch
   that runs out of memory is halved (each failed size is recorded).
-* ``lora_step`` / ``lora_step_fp32``: one AdamW step of LoRA (peft, q/k/v/o) + heads on a bf16
-  base, then on an fp32 base (what ``finetune_teacher`` runs today), timed after a warm-up step.
+* ``lora_step`` / ``lora_step_fp32``: one AdamW step of LoRA (peft, ``lora_targets``) + heads
+  on a bf16 base, then on an fp32 base (what ``finetune_teacher`` runs today), timed after a
+  warm-up step.
 * ``speed``: latency at batch 1 and throughput at eval.batch_size of the teacher and of a keep
   student of selection.k evenly spaced layers (``keep_layers``), synchronised.
 
@@ -44,7 +48,7 @@ from layerkd.evaluation.evaluate import _speed  # noqa: E402
 from layerkd.models.backbone import keep_layers  # noqa: E402
 from layerkd.models.recmodel import RecHeads, RecModel, task_loss  # noqa: E402
 from layerkd.models.samples import SplitData  # noqa: E402
-from layerkd.plan import GPUS, KNOWN_SHAPES, Shape, plan_jobs  # noqa: E402
+from layerkd.plan import GPUS, KNOWN_SHAPES, Shape, plan_jobs, prompt_tokens  # noqa: E402
 from layerkd.teacher.cache import calibration_pass  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,9 +96,12 @@ def matmul_tflops(dev: torch.device, dtype: torch.dtype, n: int) -> float:
     return 2 * n**3 / best / 1e12
 
 
-def build(s: Shape, dev: torch.device, dtype: torch.dtype, n_items: int, dim: int) -> RecModel:
+def build(
+    s: Shape, dev: torch.device, dtype: torch.dtype, n_items: int, dim: int, items: str = "text"
+) -> RecModel:
     """A random-weight LlamaForCausalLM of shape ``s`` built on ``dev`` in ``dtype``, wrapped in a
-    RecModel with random heads (fp32) and item features."""
+    RecModel with random heads (fp32) and item features; in the ID modes of ``teacher.items`` a
+    random item table of width ``dim``."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(vocab_size=s.vocab, hidden_size=s.hidden, intermediate_size=s.intermediate,
@@ -104,14 +111,28 @@ def build(s: Shape, dev: torch.device, dtype: torch.dtype, n_items: int, dim: in
     torch.manual_seed(0)
     with torch.device(dev):
         lm = LlamaForCausalLM(cfg).to(dtype)
-        heads, feats = RecHeads(s.hidden, s.hidden, n_items, dim), torch.randn(n_items, s.hidden)
+        width = 0 if items == "ids" else s.hidden
+        table = None if items == "text" else torch.randn(n_items, dim) * dim**-0.5
+        heads = RecHeads(s.hidden, width, n_items, dim, items=items, table=table)
+        feats = torch.randn(n_items, width)
     return RecModel(lm, heads, feats).eval()
 
 
-def synthetic(n: int, seq: int, vocab: int, n_items: int, n_cand: int, seed: int) -> SplitData:
-    """``n`` full-length prompts of ``seq`` random word ids, candidates and ratings (some NaN)."""
+def synthetic(
+    n: int, seq: int, vocab: int, n_items: int, n_cand: int, seed: int, items: str = "text"
+) -> SplitData:
+    """``n`` full-length prompts of ``seq`` random word ids, candidates and ratings (some NaN);
+    ``ids``: item slots after a 16-token instruction, ``hybrid``: every fourth token a slot."""
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(3, vocab, (n, seq), generator=g).tolist()
+    if items != "text":
+        slots = torch.randint(0, n_items, (n, seq), generator=g).tolist()
+        first = min(16, seq - 1) if items == "ids" else 0
+        ids = [
+            [-(s + 1) if (t >= first if items == "ids" else t % 4 == 3) else w
+             for t, (w, s) in enumerate(zip(row, srow, strict=True))]
+            for row, srow in zip(ids, slots, strict=True)
+        ]  # fmt: skip
     cand = torch.rand(n, n_items, generator=g).argsort(dim=1)[:, :n_cand]
     rating = torch.randint(1, 6, (n,), generator=g).float()
     rating[::4] = float("nan")
@@ -147,7 +168,7 @@ def lm_as(model: RecModel, dtype: torch.dtype) -> RecModel:
 def teacher_pass(model: RecModel, data: SplitData, s: Shape, cfg: dict, peak: float) -> dict:
     """The analysis pass of ``teacher_cache`` on ``data``: throughput, MFU, peak memory."""
     t, dev = cfg["teacher"], next(model.parameters()).device
-    w, seq = t["finetune"]["w_rating"], t["max_prompt_tokens"]
+    w, seq = t["finetune"]["w_rating"], prompt_tokens(cfg)
 
     def warm(b: int) -> dict:
         return calibration_pass(model, data.subset(range(b)), b, w)
@@ -171,12 +192,13 @@ def teacher_pass(model: RecModel, data: SplitData, s: Shape, cfg: dict, peak: fl
 
 
 def lora_step(model: RecModel, data: SplitData, s: Shape, cfg: dict, peak: float) -> dict:
-    """One LoRA (q/k/v/o) + heads AdamW step after a warm-up step, on ``model``'s dtype."""
+    """One LoRA (``lora_targets``) + heads AdamW step after a warm-up step, on ``model``'s
+    dtype, with the fine-tuning objective (``teacher.finetune.loss``)."""
     from peft import LoraConfig, get_peft_model
 
     ft, dev = cfg["teacher"]["finetune"], next(model.parameters()).device
-    seq, base_dtype = cfg["teacher"]["max_prompt_tokens"], str(model.lm.dtype)
-    targets = ["q_proj", "k_proj", "v_proj", "o_proj"]
+    seq, base_dtype = prompt_tokens(cfg), str(model.lm.dtype)
+    targets = list(ft["lora_targets"])
     peft_lm = get_peft_model(
         model.lm, LoraConfig(r=ft["lora_r"], lora_alpha=ft["lora_alpha"], target_modules=targets)
     )
@@ -188,7 +210,7 @@ def lora_step(model: RecModel, data: SplitData, s: Shape, cfg: dict, peak: float
     def step(b: int) -> float:
         opt.zero_grad(set_to_none=True)
         tb, cand, rating = data.batch(range(b))
-        loss = task_loss(model(tb, cand), rating, ft["w_rating"])
+        loss = task_loss(model(tb, cand), rating, ft["w_rating"], objective=ft["loss"])
         loss.backward()
         opt.step()
         return float(loss.detach())
@@ -274,6 +296,8 @@ def describe(a: argparse.Namespace, cfg: dict, dev: torch.device, dtype: torch.d
                    "measured_matmul_tflops": measured / 1e12},
         "settings": {"tiny": a.tiny, "shape": s.__dict__, "params": s.params, "dtype": str(dtype),
                      "samples": n, "items": items, "max_prompt_tokens": t["max_prompt_tokens"],
+                     "teacher_items": t["items"], "prompt_tokens": prompt_tokens(cfg),
+                     "lora_targets": t["finetune"]["lora_targets"], "loss": t["finetune"]["loss"],
                      "teacher_batch_size": t["batch_size"], "head_dim": t["head_dim"],
                      "n_train_candidates": cfg["data"]["n_train_candidates"],
                      "lora": {k: t["finetune"][k] for k in ("lora_r", "lora_alpha", "batch_size")},
@@ -286,14 +310,14 @@ def describe(a: argparse.Namespace, cfg: dict, dev: torch.device, dtype: torch.d
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("gpu_check.json"))
-    ap.add_argument("--configfile", default=str(ROOT / "config" / "llama3_8b.yaml"))
+    ap.add_argument("--configfile", nargs="+", default=[str(ROOT / "config" / "llama3_8b.yaml")])
     ap.add_argument("--samples", type=int, default=256, help="teacher-pass samples")
     ap.add_argument("--items", type=int, default=25600, help="items of the catalogue")
     ap.add_argument("--budget-s", type=float, default=420.0, help="skip sections after this")
     ap.add_argument("--tiny", action="store_true", help="tiny 4-layer model on CPU, fp32")
     a = ap.parse_args()
     start = time.perf_counter()
-    cfg = load_config(ROOT / "config" / "config.yaml", a.configfile,
+    cfg = load_config(ROOT / "config" / "config.yaml", *a.configfile,
                       overrides=TINY_SETTINGS if a.tiny else None)  # fmt: skip
     if a.tiny:
         dev, dtype, s, n, items = torch.device("cpu"), torch.float32, TINY_SHAPE, 6, 50
@@ -304,12 +328,13 @@ def main() -> None:
         sys.exit("gpu_check: no CUDA device is visible (run with --tiny for the CPU check)")
     result, peak, fp32 = describe(a, cfg, dev, dtype, s, n, items)
     t0, t = time.perf_counter(), cfg["teacher"]
-    model = build(s, dev, dtype, items, t["head_dim"])
+    dim = t["head_dim"] if t["items"] == "text" else cfg["sasrec"]["hidden"]
+    model = build(s, dev, dtype, items, dim, t["items"])
     sync(dev)
     result["build_s"] = time.perf_counter() - t0
     result["attn_implementation"] = model.lm.config._attn_implementation
     n_cand = cfg["data"]["n_train_candidates"] + 1
-    data = synthetic(n, t["max_prompt_tokens"], s.vocab, items, n_cand, seed=0)
+    data = synthetic(n, prompt_tokens(cfg), s.vocab, items, n_cand, seed=0, items=t["items"])
     sections = [
         ("teacher_pass", lambda: teacher_pass(model, data, s, cfg, peak)),
         ("lora_step", lambda: lora_step(model, data, s, cfg, peak)),

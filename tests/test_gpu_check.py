@@ -94,3 +94,24 @@ def test_out_of_memory_halves_the_batch():
     assert module.halving(run, 32, model) == (4, [32, 16, 8], "ran 4")
     with pytest.raises(torch.cuda.OutOfMemoryError):
         module.halving(lambda b: run(b + 8), 2, model)
+
+
+def test_tiny_run_in_ids_mode_uses_item_slots_and_mlp_adapters(tmp_path):
+    """config/slmrec.yaml: the E4SRec teacher's prompts (instruction + item slots) and LoRA on
+    the MLP projections, through the same sections."""
+    out = tmp_path / "ids.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    files = [str(REPO_ROOT / "config" / n) for n in ("llama3_8b.yaml", "slmrec.yaml")]
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), "--tiny", "--out", str(out), "--configfile", *files],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    got = json.loads(out.read_text())
+    settings = got["settings"]
+    assert settings["teacher_items"] == "ids" and settings["loss"] == "full"
+    assert settings["lora_targets"] == ["gate_proj", "up_proj", "down_proj"]
+    for section in ("teacher_pass", "lora_step", "speed"):
+        assert "error" not in got[section], got[section]
+    assert got["lora_step"]["tokens"] == got["lora_step"]["batch_size"] * settings["prompt_tokens"]
+    assert positive(got["lora_step"]["loss"])
