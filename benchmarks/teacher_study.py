@@ -1,6 +1,6 @@
 """How should the teacher adapt to the task? Fine-tune it several ways on one prepared dataset
 and print one row per variant: mode, trained depth, lr, training samples, epochs run, best
-validation NDCG@5 (the epoch it came from) and minutes.
+validation NDCG@5 under eval.primary's protocol (the epoch it came from) and minutes.
 
 Reads what ``prepare_data`` and ``prepare_teacher`` wrote for ``--dataset`` in ``--root`` (run
 ``snakemake data/processed/D/samples.parquet results/D/teacher/base`` first) and fine-tunes with
@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 max_prompt_tokens=t["max_prompt_tokens"],
                 seed=t["seed"],
                 finetune_cfg={**cfg, "checkpoint_every": 0},
+                item_table_mode=t["item_table"],
+                interactions=data / "interactions.parquet",
+                primary=config["eval"]["primary"],
                 checkpoints=None,
                 device=t["device"],
                 dtype=t["dtype"],

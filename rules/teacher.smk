@@ -34,6 +34,7 @@ rule finetune_teacher:
         features="results/{dataset}/teacher/item_features.pt",
         item_table="data/processed/{dataset}/items.parquet",
         samples="data/processed/{dataset}/samples.parquet",
+        interactions="data/processed/{dataset}/interactions.parquet",
     output:
         teacher=directory("results/{dataset}/teacher/final"),
         train_log="results/{dataset}/teacher/finetune_log.parquet",
@@ -47,6 +48,8 @@ rule finetune_teacher:
         seed=config["teacher"]["seed"],
         finetune_cfg=config["teacher"]["finetune"],
         item_table_mode=config["teacher"]["item_table"],
+        # early stopping reads the protocol the report's tests use
+        primary=config["eval"]["primary"],
         checkpoints="results/{dataset}/teacher/checkpoints",
         **PLACEMENT,
     threads: HEAVY

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -32,6 +33,13 @@ def test_teacher_study_prints_one_row_per_variant(tmp_path):
     res.mkdir(parents=True)
     shutil.copy(ws["samples"], data / "samples.parquet")
     shutil.copy(ws["items"], data / "items.parquet")
+    # what full-ranking validation (eval.primary: full, the default) reads: each user's items
+    samples = pd.read_parquet(ws["samples"])
+    pairs = {(u, i) for u, h, t in samples[["user_id", "history", "target"]].itertuples(index=False)
+             for i in [*h, t]}  # fmt: skip
+    pd.DataFrame(sorted(pairs), columns=["user_id", "item_id"]).to_parquet(
+        data / "interactions.parquet"
+    )
     shutil.copy(ws["features"], res / "item_features.pt")
     shutil.copytree(ws["teacher"], res / "base")
     out = tmp_path / "rows.json"

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from layerkd.evaluation.metrics import ranking_metrics
+from layerkd.evaluation.full import full_ranks
+from layerkd.evaluation.metrics import rank_metrics, ranking_metrics
 from layerkd.models.recmodel import RecModel, RecOutput
 from layerkd.models.samples import SplitData
 from layerkd.models.text import batches
@@ -57,6 +58,30 @@ def score_split(
 def valid_ndcg5(scores: np.ndarray) -> float:
     """Mean NDCG@5 of a score matrix whose column 0 is the target."""
     return float(np.mean(ranking_metrics(scores)["ndcg@5"]))
+
+
+FullRanking = tuple[np.ndarray, list[np.ndarray]]  # (target per sample, items each user saw)
+
+
+def validation_ndcg5(
+    model: RecModel,
+    data: SplitData,
+    batch_size: int,
+    *,
+    full: FullRanking | None = None,
+    forward: Callable[[range], RecOutput] | None = None,
+) -> float:
+    """Validation NDCG@5 under the sampled protocol (the samples' candidates) or, with ``full``
+    (:func:`~layerkd.evaluation.full.seen_items` of the same rows), the full one: each target
+    against every item but the user's own."""
+    users: list[torch.Tensor] | None = [] if full is not None else None
+    scores, _ = score_split(model, data, batch_size, forward=forward, users=users)
+    if full is None:
+        return valid_ndcg5(scores)
+    u = torch.cat(users or [])
+    targets, seen = full
+    ranks = full_ranks(lambda rows: model.score_all(u[rows]).float().cpu().numpy(), targets, seen)
+    return float(np.mean(rank_metrics(ranks)["ndcg@5"]))
 
 
 def optimizer_and_schedule(

@@ -36,7 +36,7 @@ from layerkd.models.fit import FitParams, fit
 from layerkd.models.recmodel import RecModel, RecOutput, task_loss
 from layerkd.models.samples import SplitData
 from layerkd.models.text import TokenBatch, batches
-from layerkd.models.train import score_split, seed_everything, valid_ndcg5
+from layerkd.models.train import FullRanking, seed_everything, validation_ndcg5
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,12 @@ class StateCache:
 
 
 def _top_mode(
-    model: RecModel, train: SplitData, valid: SplitData, p: FinetuneParams, **fit_kw: Any
+    model: RecModel,
+    train: SplitData,
+    valid: SplitData,
+    p: FinetuneParams,
+    full: FullRanking | None,
+    **fit_kw: Any,
 ) -> tuple[RecModel, pd.DataFrame]:
     n_layers = model.n_layers
     if not 1 <= p.top_layers <= n_layers:
@@ -138,17 +143,20 @@ def _top_mode(
             return model(b, cand, inputs_embeds=emb), rating
 
     def evaluate() -> float:
-        scores, _ = score_split(
-            model, valid, p.batch_size, forward=lambda r: fwd(caches[valid.split], list(r))[0]
-        )
-        return valid_ndcg5(scores)
+        forward = lambda r: fwd(caches[valid.split], list(r))[0]  # noqa: E731
+        return validation_ndcg5(model, valid, p.batch_size, full=full, forward=forward)
 
     task = _Task(lambda idx: fwd(caches[train.split], idx), evaluate, p.w_rating, p.loss)
     return model, fit(task, model, trainable, len(train), p, **fit_kw)
 
 
 def _lora_mode(
-    model: RecModel, train: SplitData, valid: SplitData, p: FinetuneParams, **fit_kw: Any
+    model: RecModel,
+    train: SplitData,
+    valid: SplitData,
+    p: FinetuneParams,
+    full: FullRanking | None,
+    **fit_kw: Any,
 ) -> tuple[RecModel, pd.DataFrame]:
     from peft import LoraConfig, get_peft_model
 
@@ -172,7 +180,7 @@ def _lora_mode(
         return model(b, cand), rating
 
     def evaluate() -> float:
-        return valid_ndcg5(score_split(model, valid, p.batch_size)[0])
+        return validation_ndcg5(model, valid, p.batch_size, full=full)
 
     task = _Task(fwd, evaluate, p.w_rating, p.loss)
     rows = fit(task, model, trainable, len(train), p, **fit_kw)
@@ -188,15 +196,18 @@ def finetune(
     *,
     ckpt_dir: Path | None = None,
     fingerprint: str = "",
+    full: FullRanking | None = None,
 ) -> tuple[RecModel, pd.DataFrame]:
     """Fine-tune ``model`` on the task in mode ``p.mode``; returns the best model and a log.
-    ``ckpt_dir`` enables checkpoints (every ``p.checkpoint_every`` steps) and resuming."""
+    ``ckpt_dir`` enables checkpoints (every ``p.checkpoint_every`` steps) and resuming. Early
+    stopping reads validation NDCG@5 under the sampled protocol, or with ``full`` (targets and
+    seen items of the validation rows) under full ranking."""
     seed_everything(p.seed)
     fit_kw = {"ckpt_dir": ckpt_dir, "fingerprint": fingerprint}
     if p.mode == "top":
-        model, rows = _top_mode(model, train, valid, p, desc="fine-tune", **fit_kw)
+        model, rows = _top_mode(model, train, valid, p, full, desc="fine-tune", **fit_kw)
     elif p.mode == "lora":
-        model, rows = _lora_mode(model, train, valid, p, desc="fine-tune (LoRA)", **fit_kw)
+        model, rows = _lora_mode(model, train, valid, p, full, desc="fine-tune (LoRA)", **fit_kw)
     elif p.mode == "none":
         rows = pd.DataFrame([{"epoch": 0, "step": 0, "valid_ndcg@5": None}])
     else:

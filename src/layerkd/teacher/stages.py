@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from layerkd.evaluation.full import seen_items
 from layerkd.io import atomic_dir, atomic_path, save_torch, write_json, write_parquet
 from layerkd.models.backbone import load_causal_lm, prepare_backbone
 from layerkd.models.checkpoint import file_digest, fingerprint
@@ -103,6 +104,8 @@ def finetune_teacher(
     seed: int,
     finetune_cfg: dict[str, Any],
     item_table_mode: str = "frozen",
+    interactions: Path | None = None,
+    primary: str = "sampled",
     checkpoints: Path | None,
     device: str,
     dtype: str,
@@ -112,7 +115,9 @@ def finetune_teacher(
     ``teacher`` and the log as ``train_log``. ``checkpoints`` (a directory, or None) makes the
     run resumable after a kill. The ``teacher.items`` mode is the one ``features`` was prepared
     for; in the ID modes the head size is the item table's width (``head_dim`` is unused) and
-    ``item_table_mode`` says whether the table trains.
+    ``item_table_mode`` says whether the table trains. Early stopping reads the ``primary``
+    protocol of ``eval``: with ``full``, validation NDCG@5 ranks each target against every item
+    but the user's own (read from ``interactions``).
 
     Training keeps fp32 master weights on ``device`` (``dtype`` and ``device_map`` only set how
     later steps load the teacher).
@@ -135,13 +140,25 @@ def finetune_teacher(
     train = load_split(frame, items, tok, "train", max_prompt_tokens, mode)
     valid = load_split(frame, items, tok, "valid", max_prompt_tokens, mode)
     params = FinetuneParams(**{**finetune_cfg, "seed": seed})
+    full = None
+    if primary == "full":
+        if interactions is None:
+            raise ValueError("eval.primary is full: finetune_teacher needs interactions.parquet")
+        valid_rows = frame[frame["split"] == "valid"]
+        full = seen_items(valid_rows, pd.read_parquet(interactions), items)
+    elif primary != "sampled":
+        raise ValueError(f"eval.primary={primary!r}: expected sampled or full")
     fp = fingerprint(
         file_digest(backbone / "config.json", backbone / "backbone.json", features, samples),
         head_dim,
         max_prompt_tokens,
+        primary,
+        item_table_mode,
     )
     ckpt_dir = Path(checkpoints) if checkpoints else None
-    model, log_frame = finetune(model, train, valid, params, ckpt_dir=ckpt_dir, fingerprint=fp)
+    model, log_frame = finetune(
+        model, train, valid, params, ckpt_dir=ckpt_dir, fingerprint=fp, full=full
+    )
     n_layers = model.n_layers
     prompts = {s.split: s.prompt_stats() for s in (train, valid)}
     log.info("prompts (teacher.max_prompt_tokens=%d): %s", max_prompt_tokens, prompts)
