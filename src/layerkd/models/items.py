@@ -126,26 +126,27 @@ def encode_items(
     return feats
 
 
-def load_features(path: Path, items: Any) -> torch.Tensor:
-    """Item features saved by ``prepare_teacher``, checked against ``items.parquet`` (a frame
-    with ``item_id``)."""
+def _load_for_items(path: Path, items: Any) -> dict[str, Any]:
+    """A file of per-item rows, checked row by row against the items frame (``item_id``)."""
     blob = torch.load(path, weights_only=False)
     if blob["item_ids"] != items["item_id"].tolist():
         raise ValueError(f"{path} was computed for other items than items.parquet: rerun it")
-    return blob["features"]
+    return blob
 
 
-def item_inputs(path: Path) -> tuple[str, torch.Tensor | None]:
-    """The ``teacher.items`` mode a features file was prepared for and its item table (the
-    SASRec table that initialises the heads' table in the ID modes; ``None`` in ``text``)."""
-    blob = torch.load(path, weights_only=False)
-    return str(blob.get("items", "text")), blob.get("table")
+def load_item_inputs(path: Path, items: Any) -> tuple[torch.Tensor, str, torch.Tensor | None]:
+    """What ``prepare_teacher`` saved: the item-text features, the ``teacher.items`` mode they
+    were prepared for (a file without one is ``text``) and the SASRec item table that
+    initialises the heads' table in the ID modes (``None`` in ``text``)."""
+    blob = _load_for_items(path, items)
+    return blob["features"], str(blob.get("items", "text")), blob.get("table")
+
+
+def load_features(path: Path, items: Any) -> torch.Tensor:
+    """The item-text features of :func:`load_item_inputs` (what scoring a saved model needs)."""
+    return load_item_inputs(path, items)[0]
 
 
 def load_item_table(path: Path, items: Any) -> torch.Tensor:
-    """The item table (n_items, d) that ``evaluate_sasrec`` saved, checked against the items
-    frame (a frame with ``item_id``) row by row."""
-    blob = torch.load(path, weights_only=False)
-    if blob["item_ids"] != items["item_id"].tolist():
-        raise ValueError(f"{path} was learned for other items than items.parquet: rerun it")
-    return blob["table"].float()
+    """The item table (n_items, d) that ``evaluate_sasrec`` saved, in ``items.parquet`` order."""
+    return _load_for_items(path, items)["table"].float()

@@ -27,6 +27,13 @@ HEADS_FILE = "heads.safetensors"
 META_FILE = "layerkd.json"
 
 
+def catalogue_scores(
+    u: torch.Tensor, item_vecs: torch.Tensor, item_bias: torch.Tensor
+) -> torch.Tensor:
+    """``score(u, i) = <u, v_i> + b_i`` of user vectors ``u`` (B, d) for every item: (B, n)."""
+    return u @ item_vecs.T + item_bias
+
+
 class RecHeads(nn.Module):
     """Projections, item bias and rating heads on top of a backbone; in the ID modes of
     ``teacher.items`` (:mod:`layerkd.models.items`) also the item table and the map of a table
@@ -104,7 +111,7 @@ class RecHeads(nn.Module):
 
     def catalogue(self, u: torch.Tensor, item_vecs: torch.Tensor) -> torch.Tensor:
         """Scores (B, n_items) of user vectors ``u`` against every item."""
-        return u @ item_vecs.T + self.item_bias
+        return catalogue_scores(u, item_vecs, self.item_bias)
 
     def ratings(
         self, u: torch.Tensor, target: torch.Tensor, item_vecs: torch.Tensor

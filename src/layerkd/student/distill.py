@@ -38,6 +38,7 @@ from layerkd.models.recmodel import (
     META_FILE,
     RecModel,
     RecOutput,
+    catalogue_scores,
     load_features,
     load_recmodel,
     rating_loss,
@@ -130,7 +131,7 @@ def catalogue_target(
 ) -> torch.Tensor:
     """The teacher's scores of every item (B, n_items) from its cached user vectors (B, d):
     nothing ``n_items`` wide is cached, the KD target over the catalogue is recomputed."""
-    return user.float() @ item_vectors.T.to(user.device) + item_bias.to(user.device)
+    return catalogue_scores(user.float(), item_vectors.to(user.device), item_bias.to(user.device))
 
 
 def set_trainable(student: RecModel, train_embeddings: bool) -> None:

@@ -19,8 +19,7 @@ from layerkd.models.backbone import load_causal_lm, prepare_backbone
 from layerkd.models.checkpoint import file_digest, fingerprint
 from layerkd.models.items import (
     encode_items,
-    item_inputs,
-    load_features,
+    load_item_inputs,
     load_item_table,
     uses_table,
     uses_text,
@@ -69,11 +68,11 @@ def prepare_teacher(
     from transformers import AutoTokenizer
 
     items = pd.read_parquet(item_table)
-    blob: dict[str, Any] = {"item_ids": items["item_id"].tolist(), "items": items_mode}
-    if uses_table(items_mode):
+    blob: dict[str, Any] = {"item_ids": items["item_id"].tolist()}
+    if uses_table(items_mode):  # a file without a mode is text, as files always were
         if sasrec_table is None:
             raise ValueError(f"teacher.items={items_mode!r} needs the SASRec item table")
-        blob["table"] = load_item_table(sasrec_table, items)
+        blob |= {"items": items_mode, "table": load_item_table(sasrec_table, items)}
     with atomic_dir(backbone) as tmp:
         info = prepare_backbone(model, tmp, tiny=tiny, texts=items["text"].tolist(), seed=seed)
         lm = load_causal_lm(tmp, device=device_of(device), dtype=dtype, device_map=device_map)
@@ -85,8 +84,6 @@ def prepare_teacher(
         else:
             feats = torch.zeros(len(items), 0)
         write_json(tmp / "backbone.json", info)
-    if items_mode == "text":  # the file as it always was
-        del blob["items"]
     save_torch(features, {**blob, "features": feats})
     return info
 
@@ -126,8 +123,7 @@ def finetune_teacher(
 
     del dtype, device_map  # training is fp32 on one device; later steps load in dtype
     items, frame = pd.read_parquet(item_table), pd.read_parquet(samples)
-    feats = load_features(features, items)
-    mode, table = item_inputs(features)
+    feats, mode, table = load_item_inputs(features, items)
     lm = load_causal_lm(backbone, device=device_of(device))
     tok = AutoTokenizer.from_pretrained(str(backbone))
     torch.manual_seed(seed)
