@@ -45,6 +45,7 @@ wildcard_constraints:
     shard="[0-9]+",
     k="[0-9]+",
     mode="keep|compact",
+    build="keep|compact__s[0-9]+",
     seed="[0-9]+",
 
 
@@ -146,10 +147,27 @@ def students(wildcards):
     return student_ids(out, modes, seeds, config["student"]["compact"]["selections"])
 
 
+def student_init(wildcards):
+    """The init a student is distilled from: one per layer set for keep students (copied
+    teacher layers do not depend on the seed), one per seed for compact ones."""
+    build = "keep" if wildcards.mode == "keep" else f"compact__s{wildcards.seed}"
+    return f"results/{wildcards.dataset}/students/inits/{wildcards.layerset}__{build}"
+
+
+def build_mode(wildcards):
+    """The student mode of a build (``keep`` or ``compact__s{seed}``)."""
+    return wildcards.build.split("__")[0]
+
+
+def build_seed(wildcards):
+    """The seed of a compact build; 0 for a keep build (its weights do not use it)."""
+    return int(wildcards.build.split("__s")[1]) if "__s" in wildcards.build else 0
+
+
 def compact_params(wildcards):
     """The compact-student settings of a compact build (nothing for keep students, so compact
     settings never rerun them)."""
-    if wildcards.mode != "compact":
+    if build_mode(wildcards) != "compact":
         return {}
     return {k: v for k, v in config["student"]["compact"].items() if k != "selections"}
 

@@ -7,18 +7,21 @@ rule build_student:
         teacher="results/{dataset}/teacher/final",
         features="results/{dataset}/teacher/item_features.pt",
         item_table="data/processed/{dataset}/items.parquet",
+        samples="data/processed/{dataset}/samples.parquet",
         layerset="results/{dataset}/layersets/{layerset}.json",
         cache="results/{dataset}/teacher/cache.json",
     output:
-        init=directory("results/{dataset}/students/{layerset}__{mode}__s{seed}/init"),
+        # a keep student's init does not depend on the seed: one init serves every seed
+        init=directory("results/{dataset}/students/inits/{layerset}__{build}"),
     log:
-        "logs/{dataset}/build_student_{layerset}__{mode}__s{seed}.log",
+        "logs/{dataset}/build_student_{layerset}__{build}.log",
     benchmark:
-        "results/{dataset}/benchmarks/build_student_{layerset}__{mode}__s{seed}.tsv"
+        "results/{dataset}/benchmarks/build_student_{layerset}__{build}.tsv"
     params:
-        mode="{mode}",
-        seed=wildcard_int("seed"),
+        mode=build_mode,
+        seed=build_seed,
         compact=compact_params,
+        trim_vocab=config["student"]["trim_vocab"],
     threads: 1
     conda:
         "../envs/layerkd.yaml"
@@ -28,7 +31,7 @@ rule build_student:
 
 rule distill:
     input:
-        init="results/{dataset}/students/{layerset}__{mode}__s{seed}/init",
+        init=student_init,
         features="results/{dataset}/teacher/item_features.pt",
         item_table="data/processed/{dataset}/items.parquet",
         samples="data/processed/{dataset}/samples.parquet",

@@ -221,7 +221,8 @@ def _student_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape, k: i
     train = k * (st.matmul + 2 * st.hidden) + st.hidden + embed * st.vocab * st.hidden
     train += heads_params(st.hidden, h, counts["items"], t["head_dim"])
     init_states = (mode == "compact" and c["init"] == "teacher") * ntr * k * h * 4
-    build = Job("build_student" + tag, count, 0, 0, 0.0, "-", "cpu", 0.0, 0.0, 0,
+    builds = count // len(d["seeds"]) if mode == "keep" else count  # a keep init serves every seed
+    build = Job("build_student" + tag, builds, 0, 0, 0.0, "-", "cpu", 0.0, 0.0, 0,
                 4 * s.params + 4 * ns + init_states + RUNTIME, 4 * s.params + 4 * ns)  # fmt: skip
     nv, dt = counts["valid"], "fp32" if d["autocast"] == "off" else "bf16"
     flops, ckpts = fit_cost(d, ntr, min(nv, d["valid_samples"] or nv), st, seq, "train")

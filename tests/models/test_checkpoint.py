@@ -98,6 +98,7 @@ def test_killed_training_resumes_to_the_uninterrupted_result(tmp_path, stage):
         teacher=ws["teacher"],
         features=ws["features"],
         item_table=ws["items"],
+        samples=ws["samples"],
         layerset=ws["layerset"],
         cache=ws["cache"],
         init=tmp_path / "init",

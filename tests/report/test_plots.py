@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from layerkd.report.pareto import reference_bands
 from layerkd.report.plots import (
     correlation_heatmap,
     importance_heatmap,
@@ -81,6 +82,21 @@ def test_pareto_and_curves(tmp_path: Path) -> None:
     )  # fmt: skip
     check_png(training_curve(teacher_log, tmp_path / "t.png", "teacher"))
     check_png(training_curve(student_log(), tmp_path / "s.png", "student", teacher_valid=0.3))
+
+
+def test_pareto_draws_sasrec_beside_most_popular_and_random():
+    evals = world()
+    sasrec = next(e for e in evals if e["model"] == "popular") | {"model": "sasrec"}
+    sasrec = sasrec | {
+        "metrics": {**sasrec["metrics"], "ndcg@5": 0.5},
+        "ci": {"ndcg@5": [0.4, 0.6]},
+    }
+    bands = reference_bands([*evals, sasrec])
+    assert [b[0] for b in bands] == ["popular", "sasrec"] + (
+        ["random"] if any(e["model"] == "random" for e in evals) else []
+    )
+    assert bands[1] == ("sasrec", 0.5, 0.4, 0.6)
+    assert [b[0] for b in reference_bands(evals)] == [b[0] for b in bands if b[0] != "sasrec"]
 
 
 def test_correlations_only_with_validation(tmp_path: Path) -> None:

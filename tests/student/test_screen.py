@@ -78,6 +78,7 @@ def _built(ws, tmp_path: Path, layers: list[int]) -> Path:
         teacher=ws["teacher"],
         features=ws["features"],
         item_table=ws["items"],
+        samples=ws["samples"],
         layerset=spec,
         cache=ws["cache"],
         init=out,

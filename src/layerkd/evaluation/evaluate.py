@@ -15,6 +15,7 @@ from layerkd.evaluation.metrics import ranking_metrics, rating_metrics, summaris
 from layerkd.evaluation.reference import candidates_digest, eval_record, test_rows
 from layerkd.evaluation.stats import bootstrap_ci
 from layerkd.io import write_json
+from layerkd.models.backbone import embedding_params
 from layerkd.models.recmodel import load_for_scoring
 from layerkd.models.samples import load_split
 from layerkd.models.train import score_split
@@ -146,6 +147,8 @@ def evaluate_model(
         "selections": meta.get("selections"),
         "teacher_layers": meta.get("teacher_layers"),
         "params": int(sum(p.numel() for p in net.parameters())),
+        "params_embedding": embedding_params(net.lm),
+        "vocab": int(net.lm.get_input_embeddings().weight.shape[0]),
         "rating": rating_metrics(pred_rating, None, test.rating.numpy()),
         **rating_detail(
             pred_rating, test.rating.numpy(), test.user_ids, bootstrap=bootstrap, seed=seed

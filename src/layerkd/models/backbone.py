@@ -175,6 +175,14 @@ def decoder(model: nn.Module) -> nn.Module:
     return inner
 
 
+def embedding_params(lm: nn.Module) -> int:
+    """Parameters of the token embedding plus an untied LM head (what trimming shrinks)."""
+    emb = lm.get_input_embeddings().weight
+    head = lm.get_output_embeddings()
+    extra = 0 if head is None or head.weight is emb else head.weight.numel()
+    return int(emb.numel() + extra)
+
+
 def keep_layers(model: nn.Module, keep: list[int]) -> None:
     """Keep only the decoder layers ``keep`` (order kept), renumbered, config updated in place."""
     inner = decoder(model)

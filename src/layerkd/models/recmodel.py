@@ -171,6 +171,12 @@ class RecModel(nn.Module):
         """Last-token final state (B, H) and, on request, all hidden states (L+1 of (B, T, H))."""
         emb = decoder(self.lm).embed_tokens.weight
         batch = batch.to(emb.device)
+        if int(batch.input_ids.max()) >= emb.shape[0]:
+            raise ValueError(
+                f"token id {int(batch.input_ids.max())} is outside this model's {emb.shape[0]} "
+                "token embeddings: a student with a trimmed vocabulary (student.trim_vocab) "
+                "read a text with a token that no prompt of its dataset holds"
+            )
         if inputs_embeds is None:
             inputs_embeds = self.embed(batch.input_ids)
         if inputs_embeds is not None:

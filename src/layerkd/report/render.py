@@ -46,6 +46,8 @@ def display_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "params": [_num(p, ",.0f") for p in one["params"]],
         }
     )
+    if "params_no_embedding" in one and one["params_no_embedding"].notna().any():
+        models["params w/o embeddings"] = [_num(p, ",.0f") for p in one["params_no_embedding"]]
     if one["seeds"].notna().any():
         models.insert(4, "seeds", one["seeds"].fillna(""))
     for m in METRICS:

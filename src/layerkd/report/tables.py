@@ -138,6 +138,9 @@ def summary_rows(
             if e.get("seeds") or e.get("seed") is not None
             else None,
             "params": e.get("params"),
+            "params_no_embedding": e["params"] - e["params_embedding"]
+            if e.get("params") is not None and e.get("params_embedding") is not None
+            else None,
         }
         for m in METRICS:
             base[m] = e["metrics"][m]

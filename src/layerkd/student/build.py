@@ -15,10 +15,12 @@ import pandas as pd
 import torch
 
 from layerkd.io import atomic_dir, read_json
-from layerkd.models.backbone import keep_layers
+from layerkd.models.backbone import embedding_params, keep_layers
 from layerkd.models.recmodel import load_features, load_recmodel, save_recmodel
 from layerkd.selection.names import StudentName
 from layerkd.student.compact import CompactSpec, build_compact, save_alignment
+from layerkd.student.vocab import trim_vocab as trim_vocab_of
+from layerkd.student.vocab import used_token_ids
 from layerkd.teacher.store import TeacherCache
 
 MODES = ("keep", "compact")
@@ -77,18 +79,21 @@ def build_student(
     teacher: Path,
     features: Path,
     item_table: Path,
+    samples: Path,
     layerset: Path,
     cache: Path,
     init: Path,
     mode: str,
     seed: int,
     compact: dict[str, Any],
+    trim_vocab: bool = True,
 ) -> dict[str, Any]:
     """Build the student of one layer set and save it (HF directory + heads + metadata).
 
     ``keep``: teacher embeddings + the selected layers (weights copied, order kept) + final
     norm + the teacher's heads. ``compact``: see :mod:`layerkd.models.compact`; its alignment
-    projections are saved beside it (``align.safetensors``).
+    projections are saved beside it (``align.safetensors``). With ``trim_vocab`` the token
+    embeddings shrink to the tokens the dataset's prompts use (:mod:`layerkd.student.vocab`).
     """
     if mode not in MODES:
         raise ValueError(f"student.modes: mode {mode!r} is not supported (supported: {MODES})")
@@ -118,7 +123,13 @@ def build_student(
             states = kept_states(TeacherCache(cache), layers)
         model, align = build_compact(model, layers, cs, states, seed)
         info["init"], info["compact"] = cs.init, asdict(cs)
+    info["vocab"] = {"teacher": int(model.lm.get_input_embeddings().weight.shape[0])}
+    if trim_vocab:
+        keep = used_token_ids(tok, pd.read_parquet(samples), items, model.items_mode)
+        tok = trim_vocab_of(model.lm, tok, keep)
+    info["vocab"]["student"] = int(model.lm.get_input_embeddings().weight.shape[0])
     info["parameters"] = n_params(model)
+    info["embedding_parameters"] = embedding_params(model.lm)
     with atomic_dir(init) as tmp:
         save_recmodel(model, tok, tmp, info)
         if align is not None:
