@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from layerkd.evaluation.stats import bootstrap_ci, kendall, paired_bootstrap, spearman, wilcoxon
+from layerkd.evaluation.stats import (
+    bootstrap_ci,
+    kendall,
+    paired_bootstrap,
+    spearman,
+    two_level_ci,
+    wilcoxon,
+)
 
 # ---------------------------------------------------------------- bootstrap_ci
 
@@ -160,3 +167,51 @@ def test_rank_correlations_constant_input_is_nan_without_warning() -> None:
 def test_rank_correlations_reject_nan() -> None:
     with pytest.raises(ValueError, match="NaN"):
         spearman([1.0, np.nan], [1.0, 2.0])
+
+
+# ---------------------------------------------------------------- two_level_ci
+
+
+def _two_level_reference(m: np.ndarray, n_boot: int, seed: int) -> tuple[float, float, float]:
+    """Slow reference: the same draws (seeds for every resample, then users), each resample's
+    mean summed cell by cell in plain Python."""
+    rng = np.random.default_rng(seed)
+    n_seeds, n = m.shape
+    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    users = rng.integers(0, n, size=(n_boot, n))
+    means = []
+    for b in range(n_boot):
+        total = 0.0
+        for s in seeds[b]:
+            for u in users[b]:
+                total += float(m[s, u])
+        means.append(total / (n_seeds * n))
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    return float(m.mean()), float(lo), float(hi)
+
+
+def test_two_level_ci_matches_a_slow_reference_on_a_tiny_table() -> None:
+    m = np.array([[0.0, 1.0, 0.5, 0.25, 1.0], [0.2, 0.9, 0.1, 0.0, 1.0], [1.0, 1.0, 0.3, 0.0, 0.6]])
+    got = two_level_ci(m, n_boot=300, seed=3)
+    ref = _two_level_reference(m, 300, 3)
+    assert got == pytest.approx(ref, rel=1e-12, abs=1e-12)
+    assert got[0] == pytest.approx(m.mean())
+
+
+def test_two_level_ci_holds_the_seed_variance() -> None:
+    rng = np.random.default_rng(0)
+    users = rng.random(400)
+    # three seeds that shift every user by -0.1, 0, +0.1: users alone do not see it
+    m = users[None, :] + np.array([-0.1, 0.0, 0.1])[:, None]
+    _, lo2, hi2 = two_level_ci(m, n_boot=2000, seed=1)
+    _, lo1, hi1 = bootstrap_ci(m.mean(axis=0), n_boot=2000, seed=1)
+    assert hi2 - lo2 > 2 * (hi1 - lo1)
+    # one seed: the users-only interval
+    assert two_level_ci(m[:1], n_boot=500, seed=2) == bootstrap_ci(m[0], n_boot=500, seed=2)
+
+
+def test_two_level_ci_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="seeds x users"):
+        two_level_ci(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="NaN"):
+        two_level_ci(np.array([[1.0, np.nan], [0.0, 1.0]]))

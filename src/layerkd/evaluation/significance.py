@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from layerkd.evaluation.stats import bootstrap_ci, paired_bootstrap, wilcoxon
+from layerkd.evaluation.stats import bootstrap_ci, paired_bootstrap, two_level_ci, wilcoxon
 from layerkd.records import Record
 from layerkd.selection.names import SelectionName, StudentName
 
@@ -197,10 +197,13 @@ def comparison_table(
 
 def _pool(group: list[Record], n_boot: int, seed: int) -> Record:
     """One record for the training seeds of a student: per-user metrics averaged over seeds
-    (paired by user), intervals recomputed on them, the spread over seeds kept."""
+    (paired by user); ``ci`` is the two-level interval (seeds, then users:
+    :func:`~layerkd.evaluation.stats.two_level_ci`), ``ci_users`` the users-only one of the
+    seed means; the spread over seeds is kept."""
     first = group[0]
     metrics = list(first["per_user"])
-    per_user = {m: np.mean([paired_arrays(first, g, m)[1] for g in group], axis=0) for m in metrics}
+    by_seed = {m: np.stack([paired_arrays(first, g, m)[1] for g in group]) for m in metrics}
+    per_user = {m: v.mean(axis=0) for m, v in by_seed.items()}
     means = {m: [g["metrics"][m] for g in group] for m in metrics}
     kind, _, stem = first["model"].rpartition("/")  # student/{layerset}__{mode}__s{seed}
     name = f"{kind}/{StudentName.parse(stem).pooled}" if kind else StudentName.parse(stem).pooled
@@ -219,7 +222,10 @@ def _pool(group: list[Record], n_boot: int, seed: int) -> Record:
         "members": [g["model"] for g in group],
         "per_user": {m: v.tolist() for m, v in per_user.items()},
         "metrics": {m: float(v.mean()) for m, v in per_user.items()},
-        "ci": {m: list(bootstrap_ci(v, n_boot=n_boot, seed=seed)[1:]) for m, v in per_user.items()},
+        "ci": {m: list(two_level_ci(v, n_boot=n_boot, seed=seed)[1:]) for m, v in by_seed.items()},
+        "ci_users": {
+            m: list(bootstrap_ci(v, n_boot=n_boot, seed=seed)[1:]) for m, v in per_user.items()
+        },
         "seed_sd": {m: float(np.std(v, ddof=1)) for m, v in means.items()},
         "seed_metrics": {str(g.get("seed")): dict(g["metrics"]) for g in group},
         "latency_ms_b1": float(np.mean([g.get("latency_ms_b1") or np.nan for g in group])),

@@ -1,6 +1,8 @@
 """Uncertainty and significance for per-user metrics, and rank correlations.
 
 * :func:`bootstrap_ci` - percentile bootstrap interval of a mean over users.
+* :func:`two_level_ci` - the same for a model trained with several seeds: resample seeds, then
+  users, so the interval holds the training variance as well as the users'.
 * :func:`paired_bootstrap` - bootstrap of the mean per-user difference between two models scored
   on the same users (resampling users, so the pairing is kept), with a two-sided p-value.
 * :func:`wilcoxon` - Wilcoxon signed-rank test on the same pairs, safe when all pairs are equal.
@@ -21,7 +23,7 @@ import numpy as np
 import scipy.stats
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["bootstrap_ci", "kendall", "paired_bootstrap", "spearman", "wilcoxon"]
+__all__ = ["bootstrap_ci", "kendall", "paired_bootstrap", "spearman", "two_level_ci", "wilcoxon"]
 
 _CHUNK_DRAWS = 2_000_000
 
@@ -81,6 +83,38 @@ def bootstrap_ci(
     means = _bootstrap_means(v, n_boot, seed)
     lo, hi = np.quantile(means, [alpha / 2.0, 1.0 - alpha / 2.0])
     return mean, float(lo), float(hi)
+
+
+def two_level_ci(
+    values: ArrayLike, n_boot: int = 1000, alpha: float = 0.05, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of ``values`` (seeds × users: one row per training seed, users aligned) and its
+    two-level percentile-bootstrap ``1 - alpha`` interval: each resample draws ``S`` seeds with
+    replacement, then ``n`` users with replacement, and averages those cells.
+
+    Returns ``(mean, lo, hi)``; one seed gives :func:`bootstrap_ci`'s interval over users.
+    """
+    _check_boot(n_boot, alpha)
+    m = np.asarray(values, dtype=np.float64)
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError(f"values must be a non-empty seeds x users matrix, got shape {m.shape}")
+    if np.isnan(m).any():
+        raise ValueError("values contains NaN")
+    n_seeds, n = m.shape
+    if n_seeds == 1:
+        return bootstrap_ci(m[0], n_boot=n_boot, alpha=alpha, seed=seed)
+    rng = np.random.default_rng(seed)
+    rows = max(1, _CHUNK_DRAWS // n)
+    means = np.empty(n_boot, dtype=np.float64)
+    for start in range(0, n_boot, rows):
+        stop = min(n_boot, start + rows)
+        seeds = rng.integers(0, n_seeds, size=(stop - start, n_seeds))
+        users = rng.integers(0, n, size=(stop - start, n))
+        # mean over (drawn seed, drawn user) cells = mean over users of the drawn seeds' mean
+        per_user = m[seeds].mean(axis=1)  # (B, n): each resample's seed-mean of every user
+        means[start:stop] = np.take_along_axis(per_user, users, axis=1).mean(axis=1)
+    lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return float(m.mean()), float(lo), float(hi)
 
 
 def paired_bootstrap(

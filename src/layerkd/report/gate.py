@@ -7,8 +7,8 @@ model built from part of it: its layer statistics then say little about which la
 and the teacher hypothesis (R) does not hold. Each student (seeds pooled: per-user metrics
 averaged over seeds) is compared with the teacher user by user on the validation samples of the
 evaluated users (``eval/{model}.json`` key ``valid``, sampled candidates), by the paired
-bootstrap of the NDCG@5 difference; p-values are unadjusted, so the gate flags at the first
-significant student (strict for the teacher).
+bootstrap of the NDCG@5 difference; the verdict uses Holm's adjustment over every student
+compared (the family of the gate's tests), and the table keeps both p-values.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pandas as pd
 
 from layerkd.evaluation.significance import compare
 from layerkd.records import Record
-from layerkd.report.verdict import METRIC, Hypothesis
+from layerkd.report.verdict import METRIC, Hypothesis, family_holm
 
 __all__ = ["teacher_gate"]
 
@@ -44,18 +44,20 @@ def teacher_gate(evals: list[Record], *, n_boot: int, seed: int) -> Hypothesis:
     h.table = pd.DataFrame(rows)[
         ["model", "mean", "mean_versus", "diff", "diff_lo", "diff_hi", "p_bootstrap", "verdict"]
     ].rename(columns={"mean": "valid_ndcg@5", "mean_versus": "teacher_valid_ndcg@5"})
+    h.table = family_holm(h.table, "T: every student vs the teacher (validation)")
     above = h.table[h.table["verdict"] == "better"]
     t_valid = teacher["valid"]["metrics"][METRIC]
     h.notes.append(
         f"Teacher validation NDCG@5 {t_valid:.4f} on {len(teacher['valid']['user_ids'])} users "
-        f"(sampled candidates); {len(students)} students compared (paired bootstrap, unadjusted)."
+        f"(sampled candidates); {len(students)} students compared (paired bootstrap; the "
+        "verdict uses Holm's adjustment over these comparisons, p_holm)."
     )
     if above.empty:
         h.verdict = "holds"
         best = h.table.sort_values("diff", ascending=False).iloc[0]
         h.notes.append(
             f"No student is significantly above the teacher (closest: {best['model']}, "
-            f"{best['diff']:+.4f}, p = {best['p_bootstrap']:.3g})."
+            f"{best['diff']:+.4f}, p = {best['p_bootstrap']:.3g}, Holm p = {best['p_holm']:.3g})."
         )
     else:
         h.verdict = "does not hold"

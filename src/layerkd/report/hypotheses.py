@@ -22,12 +22,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from layerkd.evaluation.significance import compare, is_adaptive, selection_label
+from layerkd.evaluation.significance import compare, holm, is_adaptive, selection_label, verdict
 from layerkd.importance.scores import upper_lower_ratio
 from layerkd.records import Record
 from layerkd.report.gate import teacher_gate
 from layerkd.report.retention import h3
-from layerkd.report.verdict import METRIC, VALID, Hypothesis, chooser, paired_row
+from layerkd.report.verdict import METRIC, VALID, Hypothesis, chooser, family_holm, paired_row
 
 __all__ = ["H1_RANGE", "Hypothesis", "h1", "h2", "h3", "hypotheses", "reference_check"]
 
@@ -50,14 +50,19 @@ def reference_check(evals: list[Record], cmp: pd.DataFrame) -> Hypothesis:
         rows["SASRec"] = sasrec
         h.title = "Teacher vs most-popular and SASRec"
         h.claim = "The teacher beats most-popular and SASRec."
-    failed = [name for name, r in rows.items() if r["verdict"] != "better"]
+    table = pd.DataFrame(list(rows.values()), index=list(rows))
+    table = family_holm(table, "R: the teacher vs each reference")
+    failed = [name for name, r in table.iterrows() if r["verdict"] != "better"]
     h.verdict = "does not hold" if failed else "holds"
-    for name, r in rows.items():
+    for name, r in table.iterrows():
         h.notes.append(
             f"Teacher NDCG@5 {r['mean']:.4f} vs {name} {r['mean_versus']:.4f}: "
             f"difference {r['diff']:+.4f} [{r['diff_lo']:+.4f}, {r['diff_hi']:+.4f}], "
-            f"paired bootstrap p = {r['p_bootstrap']:.3g}, Wilcoxon p = {r['p_wilcoxon']:.3g}."
+            f"paired bootstrap p = {r['p_bootstrap']:.3g} (Holm over the {len(table)} "
+            f"references: {r['p_holm']:.3g}), Wilcoxon p = {r['p_wilcoxon']:.3g}."
         )
+    cols = ["reference", "mean", "mean_versus", "diff", "diff_lo", "diff_hi", "p_bootstrap"]
+    h.table = table.reset_index(names="reference")[[*cols, "p_holm", "verdict", "family"]]
     if "most-popular" in failed:
         h.notes.append(
             "The teacher does NOT beat most-popular: its layer statistics describe a "
@@ -154,6 +159,7 @@ def _winners(
     the methods with a student per key."""
     by_name = {e["model"]: e for e in evals}
     winners, notes, clear, present = {}, [], set(), {}
+    tests: list[tuple[str, dict, bool]] = []  # (key, runner-up test, one winner)
     for (k, mode), grp in best[best["method"] != "ablation"].groupby(["k", "mode"]):
         key = f"{k}" + (f" ({mode})" if mode else "")
         top = grp[by].iloc[0]
@@ -171,13 +177,25 @@ def _winners(
                 f"; vs runner-up {runner['method'].iloc[0]}: {c['diff']:+.4f}, "
                 f"paired bootstrap p = {c['p_bootstrap']:.3g}"
             )
-            if len(winners[key]) == 1 and c["verdict"] == "better":
-                clear.add(key)
+            tests.append((key, c, len(winners[key]) == 1))
         elif len(grp) > 1:
             note += "; every method ties (often the same layers)"
         else:
             note += "; the only method with a student at this k"
         notes.append(note + ".")
+    if tests:  # Holm over H2's family: the first place at each k against its runner-up
+        adj = holm([c["p_bootstrap"] for _, c, _ in tests])
+        clear = {
+            k
+            for (k, c, one), q in zip(tests, adj, strict=True)
+            if one and verdict(c["diff"], q) == "better"
+        }
+        notes.append(
+            "Runner-up tests, Holm-adjusted over the "
+            f"{len(tests)} k: "
+            + ", ".join(f"k = {k}: {q:.3g}" for (k, _, _), q in zip(tests, adj, strict=True))
+            + "."
+        )
     return winners, clear, notes, present
 
 

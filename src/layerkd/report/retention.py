@@ -1,6 +1,8 @@
 """H3 - at k = L/4 the best importance-driven selection retains more of the teacher's NDCG@5
 than the ``first_k``, ``uniform`` and ``random`` baselines (paired test on NDCG@5, which is the
-test of retention since the teacher's NDCG@5 is a common factor)."""
+test of retention since the teacher's NDCG@5 is a common factor); the verdict uses Holm's
+adjustment over the baselines compared (``p_holm``), and with several seeds the same sign in
+every seed."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pandas as pd
 
 from layerkd.evaluation.significance import baseline_students, is_adaptive, selection_label
 from layerkd.records import Record
-from layerkd.report.verdict import METRIC, VALID, Hypothesis, chooser, paired_row
+from layerkd.report.verdict import METRIC, VALID, Hypothesis, chooser, family_holm, paired_row
 
 H3_BASELINES = ("first_k", "uniform", "random")
 
@@ -54,9 +56,6 @@ def _h3_rows(
                 rows.append({"baseline": b, "status": "missing (at this k)"})
                 continue
             diffs = seed_signs(best, by_name[row["versus_model"]])
-            status = _status(row["verdict"])
-            if status == "holds" and not all(d > 0 for d in diffs):
-                status = "not in every seed"
             rows.append(
                 {
                     "baseline": b,
@@ -68,9 +67,26 @@ def _h3_rows(
                     "p_wilcoxon": row["p_wilcoxon"],
                     "seeds": len(diffs),
                     "seeds_better": sum(d > 0 for d in diffs),
-                    "status": status,
+                    "diff": row["diff"],
+                    "verdict": row["verdict"],
                 }
             )
+    return _adjusted(rows)
+
+
+def _adjusted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tested rows' verdicts under Holm's adjustment over H3's family (the best adaptive
+    student against each baseline), then the status: ``holds`` needs the adjusted test and
+    the same sign in every seed."""
+    tested = [r for r in rows if "verdict" in r]
+    if tested:
+        adj = family_holm(pd.DataFrame(tested), "H3: best adaptive vs each baseline")
+        for r, (_, a) in zip(tested, adj.iterrows(), strict=True):
+            status = _status(a["verdict"])
+            if status == "holds" and r["seeds_better"] < r["seeds"]:
+                status = "not in every seed"
+            r.update(p_holm=a["p_holm"], status=status)
+            del r["diff"], r["verdict"]
     return rows
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from layerkd.evaluation.significance import holm, verdict
 from layerkd.records import Record
 
 METRIC = "ndcg@5"
@@ -46,3 +47,20 @@ def chooser(students: list[Record], valid: dict[str, float] | None) -> tuple[str
     if valid and all(e["model"] in valid for e in students):
         return VALID, "chosen on validation NDCG@5; test numbers reported"
     return METRIC, "chosen on test NDCG@5 (no validation scores): optimistic choice"
+
+
+def family_holm(rows: pd.DataFrame, family: str) -> pd.DataFrame:
+    """``rows`` (one paired test each: ``diff``, ``p_bootstrap``; a ``same`` verdict is no
+    test) with ``p_holm``, Holm's adjustment over this family of tests, and ``verdict`` from
+    it; ``verdict_raw`` keeps the unadjusted one. ``family`` names the family in ``family``."""
+    out = rows.copy()
+    out["family"] = family
+    out["verdict_raw"] = out["verdict"]
+    tested = out["verdict"] != "same"
+    out["p_holm"] = np.nan
+    if tested.any():
+        out.loc[tested, "p_holm"] = holm(out.loc[tested, "p_bootstrap"].to_numpy(float))
+        out.loc[tested, "verdict"] = [
+            verdict(float(d), float(q)) for d, q in out.loc[tested, ["diff", "p_holm"]].to_numpy()
+        ]
+    return out
