@@ -168,6 +168,19 @@ def test_h1_depth_ratio() -> None:
     assert h1({}).verdict == "untestable"
 
 
+def test_quarters_for_any_number_of_layers() -> None:
+    from layerkd.importance.scores import concentration_ratio, quarter_weights
+
+    assert quarter_weights(8).tolist() == [1, 1, 0, 0, 0, 0, 0, 0]
+    assert quarter_weights(6).tolist() == [1, 0.5, 0, 0, 0, 0]  # a quarter is 1.5 layers
+    assert quarter_weights(30).sum() == pytest.approx(7.5)
+    # L = 6: lower quarter (1*1 + 0.5*2) / 1.5 = 4/3, upper (1*6 + 0.5*5) / 1.5 = 17/3
+    v = np.arange(1.0, 7.0)
+    assert upper_lower_ratio(v / v.sum()) == pytest.approx(17 / 4)
+    assert concentration_ratio(np.array([6.0, 1, 5, 2, 4, 3]) / 21) == pytest.approx(17 / 4)
+    assert upper_lower_ratio(np.ones(30) / 30) == pytest.approx(1.0)
+
+
 def test_h2_with_and_without_validation(evals, cmp) -> None:
     assert h2(evals, None, n_boot=100, seed=0).verdict == "untestable"
     val = pd.DataFrame(

@@ -44,13 +44,26 @@ def hybrid_scores(normalised: dict[str, np.ndarray], weights: dict[str, float]) 
     return sum(w / total * normalised[m] for m, w in used.items())
 
 
+def quarter_weights(n: int) -> np.ndarray:
+    """Weights of the first quarter of ``n`` layers, for any ``n``: a quarter is ``n / 4``
+    layers, so layer ``i`` counts ``clip(n/4 - i, 0, 1)`` (L = 30: seven whole layers and half
+    of the eighth; L = 32: exactly eight). The weights sum to ``n / 4``."""
+    return np.clip(n / 4 - np.arange(n), 0.0, 1.0)
+
+
+def quarter_means(values: np.ndarray) -> tuple[float, float]:
+    """(mean of the first quarter, mean of the last quarter) of ``values``, quarters as in
+    :func:`quarter_weights`."""
+    v = np.asarray(values, dtype=np.float64)
+    w = quarter_weights(v.size)
+    return float(w @ v / w.sum()), float(w @ v[::-1] / w.sum())
+
+
 def upper_lower_ratio(normalised: np.ndarray | list[float]) -> float:
     """Mean normalised score of the upper quarter of layers *by depth* over the lower quarter
-    (a quarter is ``max(1, L // 4)`` layers; the original design's claim: 3.8-8.5 on a
-    32-layer teacher); ``inf`` when the lower quarter scores 0."""
-    v = np.asarray(normalised, dtype=np.float64)
-    q = max(1, v.size // 4)
-    low, high = float(v[:q].mean()), float(v[-q:].mean())
+    (quarters of :func:`quarter_weights`; the original design's claim: 3.8-8.5 on a 32-layer
+    teacher); ``inf`` when the lower quarter scores 0."""
+    low, high = quarter_means(np.asarray(normalised, dtype=np.float64))
     return math.inf if low == 0 else high / low
 
 
@@ -68,15 +81,13 @@ def normalise_scores(raw: np.ndarray, *, method: str = "?") -> np.ndarray:
 def concentration_ratio(normalised: np.ndarray) -> float:
     """Mean of the top quarter of scores over the mean of the bottom quarter.
 
-    A quarter is ``max(1, L // 4)`` layers. Returns ``inf`` when the bottom quarter's mean is
+    Quarters as in :func:`quarter_weights`. Returns ``inf`` when the bottom quarter's mean is
     0 (and the top's is positive); 1.0 means perfectly flat scores.
     """
     arr = as_vector(normalised, "normalised scores", None, "layer")
     if arr.size == 0:
         raise SelectionError("normalised scores are empty")
-    q = max(1, arr.size // 4)
-    ordered = np.sort(arr)
-    top, bottom = float(ordered[-q:].mean()), float(ordered[:q].mean())
+    bottom, top = quarter_means(np.sort(arr))
     if top == 0:
         raise SelectionError("normalised scores are all zero; concentration is undefined")
     return math.inf if bottom == 0 else top / bottom

@@ -111,7 +111,11 @@ def h1(scores: dict[str, Record]) -> Hypothesis:
     )
     n_layers = {int(r["n_layers"]) for r in rows}
     if n_layers != {32}:
-        h.notes.append(f"This teacher has {sorted(n_layers)} layers, not 32: quarters differ.")
+        h.notes.append(
+            f"This teacher has {sorted(n_layers)} layers, not 32 (the claim's depth): its "
+            f"quarters are {', '.join(f'{n / 4:g}' for n in sorted(n_layers))} layers "
+            "(a fractional layer counts in part)."
+        )
     return h
 
 
