@@ -114,3 +114,10 @@ def test_pooled_seeds_pool_their_validation_metrics_user_by_user():
     assert pooled["valid"]["user_ids"] == a["user_ids"]
     assert pooled["valid"]["per_user"]["ndcg@5"] == pytest.approx(want)
     assert pooled["valid"]["metrics"]["ndcg@5"] == pytest.approx(sum(want) / len(want))
+    # the gate counts, per seed, whether the student is above the teacher on validation
+    assert pooled["valid"]["seed_metrics"] == {str(s): seeds[s]["valid"]["metrics"] for s in (0, 1)}
+    teacher = _with_valid(make_eval("teacher", "teacher", 2.0, 1), 1.5, 60)
+    row = teacher_gate([teacher, pooled], n_boot=50, seed=0).table.iloc[0]
+    t_valid = teacher["valid"]["metrics"]["ndcg@5"]
+    want_above = sum(seeds[s]["valid"]["metrics"]["ndcg@5"] > t_valid for s in (0, 1))
+    assert (row["seeds"], row["seeds_above"]) == (2, want_above)

@@ -214,6 +214,7 @@ def _pool(group: list[Record], n_boot: int, seed: int) -> Record:
         v_user = {m: np.mean([paired_arrays(vs[0], v, m)[1] for v in vs], axis=0) for m in metrics}
         valid = {**vs[0], "per_user": {m: v.tolist() for m, v in v_user.items()}}
         valid["metrics"] = {m: float(v.mean()) for m, v in v_user.items()}
+        valid["seed_metrics"] = {str(g.get("seed")): dict(g["valid"]["metrics"]) for g in group}
     return {
         **first,
         "model": name,

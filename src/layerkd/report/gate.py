@@ -40,10 +40,12 @@ def teacher_gate(evals: list[Record], *, n_boot: int, seed: int) -> Hypothesis:
     rows = []
     for s in sorted(students, key=lambda e: e["model"]):
         c = compare(s["valid"], teacher["valid"], METRIC, n_boot=n_boot, seed=seed)
-        rows.append({"model": s["model"], **c})
-    h.table = pd.DataFrame(rows)[
-        ["model", "mean", "mean_versus", "diff", "diff_lo", "diff_hi", "p_bootstrap", "verdict"]
-    ].rename(columns={"mean": "valid_ndcg@5", "mean_versus": "teacher_valid_ndcg@5"})
+        t_valid = teacher["valid"]["metrics"][METRIC]
+        per_seed = s["valid"].get("seed_metrics") or {"": s["valid"]["metrics"]}
+        above = sum(m[METRIC] > t_valid for m in per_seed.values())
+        rows.append({"model": s["model"], **c, "seeds": len(per_seed), "seeds_above": above})
+    cols = ["model", "mean", "mean_versus", "diff", "diff_lo", "diff_hi", "p_bootstrap"]
+    h.table = pd.DataFrame(rows)[[*cols, "verdict", "seeds", "seeds_above"]].rename(columns={"mean": "valid_ndcg@5", "mean_versus": "teacher_valid_ndcg@5"})
     h.table = family_holm(h.table, "T: every student vs the teacher (validation)")
     above = h.table[h.table["verdict"] == "better"]
     t_valid = teacher["valid"]["metrics"][METRIC]
