@@ -135,6 +135,8 @@ rule screen:
     params:
         k=wildcard_int("k"),
         steps=config["selection"]["screen"]["steps"],
+        random_search=config["selection"]["random_search"],
+        seed=config["selection"]["seed"],
         max_prompt_tokens=config["teacher"]["max_prompt_tokens"],
         # at init only, just what the score reads: a training setting does not rerun it
         distill_cfg=screen_distill_settings(config),
@@ -163,6 +165,7 @@ checkpoint layersets:
     params:
         distilled=DISTILLED,
         top=config["selection"]["screen"]["top"] if SCREENED else 0,
+        random_search=config["selection"]["random_search"],
     threads: 1
     conda:
         "../envs/layerkd.yaml"

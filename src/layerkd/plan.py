@@ -214,7 +214,8 @@ def _student_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape, k: i
     if mode == "compact" and only is not None:
         chosen = [x for x in chosen if x.pair in only]
     top = config["selection"]["screen"]["top"] if config["selection"]["distill"] == "screen" else 0
-    count, ns, tag = (len(chosen) + top) * len(d["seeds"]), st.params, f" k={k} {mode}"
+    searched = int(config["selection"]["random_search"])  # its best set is distilled too
+    count, ns, tag = (len(chosen) + top + searched) * len(d["seeds"]), st.params, f" k={k} {mode}"
     feats = counts["items"] * (h + t["head_dim"]) * 4
     auto = d["train_embeddings"] is None and mode == "compact" and c["init"] == "random"
     embed = bool(d["train_embeddings"]) or auto
@@ -240,6 +241,8 @@ def _student_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape, k: i
     # the screen: every selection's layer set (an upper bound on the distinct ones) scored on
     # the validation subset at init and after the screen steps, one keep student at a time
     n_sets, nvs = sum(x.k == k for x in selections(config)), min(nv, d["valid_samples"] or nv)
+    if config["selection"]["random_search"]:  # as many random sets as the methods proposed
+        n_sets += sum(x.k == k and x.method != "none" for x in selections(config))
     steps = config["selection"]["screen"]["steps"]
     work = (1 + (steps > 0)) * nvs * seq * st.flops(seq) + steps * d["batch_size"] * seq * st.flops(
         seq, "train")  # fmt: skip

@@ -380,3 +380,20 @@ def test_concentration_ratio() -> None:
         concentration_ratio(np.zeros(4))
     with pytest.raises(SelectionError, match="layer 2 are NaN"):
         concentration_ratio(np.array([0.5, 0.5, np.nan]))
+
+
+def test_random_search_sets_are_distinct_seeded_and_capped():
+    from math import comb
+
+    from layerkd.selection.strategies import random_search_sets
+
+    a = random_search_sets(30, 8, 25, seed=0)
+    assert len(a) == 25 and len({tuple(x) for x in a}) == 25
+    assert all(x == sorted(x) and len(set(x)) == 8 and 0 <= x[0] and x[-1] < 30 for x in a)
+    assert random_search_sets(30, 8, 25, seed=0) == a
+    assert random_search_sets(30, 8, 25, seed=1) != a
+    assert random_search_sets(30, 8, 10, seed=0) == a[:10]  # a prefix of the same draws
+    every = random_search_sets(5, 3, 100, seed=0)  # only C(5, 3) = 10 exist
+    assert len(every) == comb(5, 3) and len({tuple(x) for x in every}) == 10
+    with pytest.raises(SelectionError):
+        random_search_sets(4, 5, 1, seed=0)

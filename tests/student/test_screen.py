@@ -48,9 +48,11 @@ def ws(tmp_path_factory) -> dict[str, Path]:
     return {**paths, "selections": sels + [other]}
 
 
-def _screen(ws, out: Path, steps: int, given: dict | None = None, **distill) -> pd.DataFrame:
+def _screen(
+    ws, out: Path, steps: int, given: dict | None = None, search: bool = False, **distill
+) -> pd.DataFrame:
     """The screen stage with ``given`` as its distill settings (default: the schema's with
-    batch size 8 and ``distill``)."""
+    batch size 8 and ``distill``); ``search``: with the random search."""
     return screen_stage(
         teacher=ws["teacher"],
         features=ws["features"],
@@ -62,6 +64,8 @@ def _screen(ws, out: Path, steps: int, given: dict | None = None, **distill) -> 
         png=out / "k2.png",
         k=2,
         steps=steps,
+        random_search=search,
+        seed=0,
         max_prompt_tokens=64,
         distill_cfg=given if given is not None else defaults("distill", batch_size=8, **distill),
         device="cpu",
@@ -171,3 +175,38 @@ def test_screen_choice_distils_the_top_sets_plus_the_baselines(ws, tmp_path):
             screens=[screen],
             top=1,
         )
+
+
+def test_random_search_draws_as_many_sets_as_the_methods_proposed(ws, tmp_path):
+    from layerkd.selection.strategies import random_search_sets
+
+    df = _screen(ws, tmp_path / "screen", 0, search=True, valid_samples=None)
+    # the methods proposed 2 distinct sets (L01-03 by fisher and gradient, L02-03): R = 2
+    drawn = df[df["random_search"]]
+    assert len(drawn) == 2 and drawn["layerset"].is_unique
+    want = {layerset_id(x, 4) for x in random_search_sets(4, 2, 2, seed=0)}
+    assert set(drawn["layerset"]) == want
+    plain = _screen(ws, tmp_path / "plain", 0, valid_samples=None)
+    only = df[df["selections"] == "none/random_search"]
+    assert set(only["layerset"]) == want - set(plain["layerset"])
+    assert len(df) == len(plain) + len(only)
+    # every set scores the same with or without the search beside it
+    both = df.set_index("layerset").loc[plain["layerset"], "score_step0"]
+    np.testing.assert_array_equal(both.to_numpy(), plain["score_step0"].to_numpy())
+    # the best random-search set is distilled as none/random_search; the top choice ignores
+    # sets only the search drew
+    df.to_csv(tmp_path / "k2.csv", index=False)
+    by_stem = {p.stem: p for p in ws["selections"]}
+    groups = layersets_stage(
+        selections=[by_stem["none__first_k__k2"]],
+        every_selection=ws["selections"][:-1],
+        layersets=tmp_path / "layersets",
+        distilled=["none__first_k__k2"],
+        screens=[tmp_path / "k2.csv"],
+        top=1,
+        random_search=True,
+    )
+    best_drawn = drawn.sort_values("rank")["layerset"].iloc[0]
+    assert {"method": "none", "strategy": "random_search", "repeat": 0} in groups[best_drawn]
+    top = df[df["selections"] != "none/random_search"].sort_values("rank")["layerset"].iloc[0]
+    assert top in groups

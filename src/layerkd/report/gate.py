@@ -45,7 +45,9 @@ def teacher_gate(evals: list[Record], *, n_boot: int, seed: int) -> Hypothesis:
         above = sum(m[METRIC] > t_valid for m in per_seed.values())
         rows.append({"model": s["model"], **c, "seeds": len(per_seed), "seeds_above": above})
     cols = ["model", "mean", "mean_versus", "diff", "diff_lo", "diff_hi", "p_bootstrap"]
-    h.table = pd.DataFrame(rows)[[*cols, "verdict", "seeds", "seeds_above"]].rename(columns={"mean": "valid_ndcg@5", "mean_versus": "teacher_valid_ndcg@5"})
+    h.table = pd.DataFrame(rows)[[*cols, "verdict", "seeds", "seeds_above"]].rename(
+        columns={"mean": "valid_ndcg@5", "mean_versus": "teacher_valid_ndcg@5"}
+    )
     h.table = family_holm(h.table, "T: every student vs the teacher (validation)")
     above = h.table[h.table["verdict"] == "better"]
     t_valid = teacher["valid"]["metrics"][METRIC]

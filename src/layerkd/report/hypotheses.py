@@ -8,8 +8,9 @@
 * **H2** - which method agrees best with the ablation ground truth (needs the validation table)
   and which gives the best student; the claim is that they are the same method.
 * **H3** - at k = L/4 the best importance-driven selection retains more of the teacher's NDCG@5
-  than the ``first_k``, ``uniform`` and ``random`` baselines (paired test on NDCG@5, which is the
-  test of retention since the teacher's NDCG@5 is a common factor).
+  than the ``first_k``, ``uniform`` and random-search baselines (:mod:`layerkd.report.retention`).
+
+Each verdict uses Holm's adjustment over the hypothesis's own family of tests.
 
 Each hypothesis is a :class:`Hypothesis` with a verdict (``holds``, ``does not hold``,
 ``partly``, ``untestable``), plain sentences and an optional table.

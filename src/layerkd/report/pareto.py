@@ -21,6 +21,7 @@ from layerkd.records import Record  # noqa: E402
 
 DPI = 120
 BASE_MARKERS = {"first_k": "s", "last_k": "v", "uniform": "^", "random": "D", "block": "P"}
+BASE_MARKERS["random_search"] = "X"
 
 
 def save_figure(fig: Figure, path: Path) -> Path:

@@ -30,6 +30,9 @@ is deterministic: the same input always gives the same layers. Conventions:
   rounded half up, exact integers; contains 0 and L-1 when ``k >= 2``, ``[0]`` when ``k == 1``);
   ``random`` = ``k`` layers without replacement from ``np.random.default_rng([seed, repeat])``,
   so repeats ``0..R-1`` give ``R`` (generally different) layer sets, each stable per seed.
+* Random search (:func:`random_search_sets`, not a strategy): ``R`` distinct random layer sets
+  that the screen scores beside the methods' sets, so that the best adaptive set is compared
+  with the best of as many random sets (a search of the same budget).
 """
 
 from __future__ import annotations
@@ -43,13 +46,17 @@ import numpy as np
 
 __all__ = [
     "BASELINES",
+    "RANDOM_SEARCH",
     "SCORE_STRATEGIES",
     "STRATEGIES",
     "SelectionError",
+    "random_search_sets",
     "select_layers",
 ]
 
 BASELINES: tuple[str, ...] = ("first_k", "last_k", "uniform", "random")
+#: the selection label of the best random-search set (distilled as a baseline)
+RANDOM_SEARCH = "none/random_search"
 SCORE_STRATEGIES: tuple[str, ...] = ("top_k", "distributed", "strategic", "hybrid", "block")
 BAND_WEIGHTS: tuple[int, int, int] = (2, 3, 5)  # tenths of k for bottom / middle / top
 
@@ -176,6 +183,23 @@ def _uniform(req: Request) -> list[int]:
 def _random(req: Request) -> list[int]:
     rng = np.random.default_rng([req.seed, req.repeat])
     return [int(i) for i in rng.choice(req.n_layers, size=req.k, replace=False)]
+
+
+def random_search_sets(n_layers: int, k: int, count: int, seed: int) -> list[list[int]]:
+    """``count`` distinct random ``k``-layer sets (each sorted), in the order drawn from
+    ``np.random.default_rng([seed, k, 1])`` (a stream of its own: the ``random`` baseline uses
+    ``[seed, repeat]``); at most every one of the ``C(L, k)`` sets."""
+    if not 1 <= k <= n_layers:
+        raise SelectionError(f"random search: k = {k} must be in [1, {n_layers}]")
+    rng = np.random.default_rng([seed, k, 1])
+    out: list[list[int]] = []
+    seen: set[tuple[int, ...]] = set()
+    while len(out) < min(count, math.comb(n_layers, k)):
+        draw = tuple(sorted(int(i) for i in rng.choice(n_layers, size=k, replace=False)))
+        if draw not in seen:
+            seen.add(draw)
+            out.append(list(draw))
+    return out
 
 
 STRATEGIES: dict[str, Callable[[Request], list[int]]] = {

@@ -9,10 +9,17 @@ initialisation and after ``steps`` distillation steps (the distillation loss and
 then distils the best sets (:func:`layerkd.selection.stages.screen_choice`); the report
 measures whether the screen predicts the distilled result (:mod:`layerkd.report.screen`).
 
+With ``selection.random_search`` the screen also scores ``R`` seeded random layer sets, ``R``
+the number of distinct sets the importance methods proposed at this k
+(:func:`~layerkd.selection.strategies.random_search_sets`): the best of them by screen score
+is distilled as the ``none/random_search`` baseline, so the adaptive choice (the best of the
+methods' sets) is compared with a search of the same budget.
+
 Output ``results/{dataset}/screen/k{k}.csv``: one row per layer set with ``layerset``,
-``layers``, ``selections`` (``method/strategy`` that chose it, ``;``-separated),
-``score_step{s}`` per checkpoint (0 and ``steps``), ``screen_score`` (the last checkpoint),
-``rank`` (1 = best) and ``seconds``.
+``layers``, ``selections`` (``method/strategy`` that chose it, ``;``-separated; a set only the
+random search drew reads ``none/random_search``), ``random_search`` (drawn by the random
+search), ``score_step{s}`` per checkpoint (0 and ``steps``), ``screen_score`` (the last
+checkpoint), ``rank`` (1 = best) and ``seconds``.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ from layerkd.models.recmodel import RecModel, load_features, load_recmodel
 from layerkd.models.samples import load_split
 from layerkd.models.train import epoch_order, seed_everything
 from layerkd.runtime import device_of
-from layerkd.selection.names import SelectionName
+from layerkd.selection.names import SelectionName, layerset_id
+from layerkd.selection.strategies import RANDOM_SEARCH, random_search_sets
 from layerkd.student.distill import DistillParams, distill_setup
 from layerkd.teacher.store import TeacherCache
 
@@ -63,6 +71,22 @@ def layer_sets(selections: list[Path], k: int) -> dict[str, dict[str, Any]]:
         g["selections"].append(SelectionName.of(sel).label)
     if not out:
         raise ValueError(f"screen: no selection among {len(selections)} files has k = {k}")
+    return out
+
+
+def add_random_search(
+    sets: dict[str, dict[str, Any]], n_layers: int, k: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """``sets`` (see :func:`layer_sets`) plus the random-search sets: as many distinct random
+    ``k``-layer sets as the importance methods proposed distinct sets. Every set gets
+    ``random_search`` (whether the search drew it); a drawn set no selection chose is labelled
+    :data:`RANDOM_SEARCH`."""
+    proposed = sum(any(not x.startswith("none/") for x in g["selections"]) for g in sets.values())
+    out = {name: {**g, "random_search": False} for name, g in sets.items()}
+    for layers in random_search_sets(n_layers, k, proposed, seed):
+        name = layerset_id(layers, n_layers)
+        g = out.setdefault(name, {"layers": layers, "selections": [RANDOM_SEARCH]})
+        g["random_search"] = True
     return out
 
 
@@ -97,6 +121,7 @@ def screen_scores(
             "layerset": name,
             "layers": "-".join(map(str, layers)),
             "selections": "; ".join(sets[name]["selections"]),
+            "random_search": bool(sets[name].get("random_search", False)),
             "score_step0": _score(task, p, device),
         }
         if steps:
@@ -158,6 +183,8 @@ def screen_stage(
     png: Path,
     k: int,
     steps: int,
+    random_search: bool,
+    seed: int,
     max_prompt_tokens: int,
     distill_cfg: dict[str, Any],
     device: str,
@@ -165,7 +192,8 @@ def screen_stage(
     device_map: str | None,
 ) -> pd.DataFrame:
     """The ``screen`` rule: score every distinct layer set of ``selections`` with ``k`` layers
-    (see the module docstring) and write ``csv`` and ``png``. The teacher is loaded in fp32 on
+    and, with ``random_search``, the random-search sets drawn with ``seed`` (see the module
+    docstring); write ``csv`` and ``png``. The teacher is loaded in fp32 on
     ``device`` (students train in fp32 master weights), so ``dtype``/``device_map`` do not
     apply."""
     del dtype, device_map
@@ -178,6 +206,8 @@ def screen_stage(
     model, tok, _ = load_recmodel(teacher, load_features(features, items))
     train = load_split(frame, items, tok, "train", max_prompt_tokens, model.items_mode)
     valid = load_split(frame, items, tok, "valid", max_prompt_tokens, model.items_mode)
+    if random_search:
+        sets = add_random_search(sets, model.n_layers, k, seed)
     log.info("screen: %d distinct layer sets at k = %d, %d steps each", len(sets), k, steps)
     df = screen_scores(
         model, sets, TeacherCache(cache), train, valid, params, steps, device_of(device)
