@@ -75,21 +75,49 @@ def test_smoke_run_screens_every_layer_set_and_distils_its_best_and_the_baseline
     res = smoke_run / "results" / "smoke"
     sels = [json.loads(p.read_text()) for p in (res / "selections").glob("*.json")]
     screen = pd.read_csv(res / "screen" / "k2.csv")
-    assert sorted(screen["layerset"]) == sorted({s["layerset"] for s in sels})
+    searched_only = screen["selections"] == "none/random_search"
+    assert sorted(screen.loc[~searched_only, "layerset"]) == sorted({s["layerset"] for s in sels})
+    # the random search: as many sets as the methods proposed distinct ones
+    proposed = {s["layerset"] for s in sels if s["method"] != "none"}
+    assert screen["random_search"].sum() == min(len(proposed), 6)  # C(4, 2) = 6 sets exist
     assert list(screen["rank"]) == list(range(1, len(screen) + 1))
     assert {"score_step0", "score_step2", "seconds"} <= set(screen.columns)
     assert (screen["score_step2"] != screen["score_step0"]).any()  # two steps moved the scores
     first_k = next(s["layerset"] for s in sels if s["strategy"] == "first_k")
+    searched = screen[screen["random_search"]]["layerset"].iloc[0]  # best first
     distilled = sorted(p.stem for p in (res / "layersets").glob("*.json"))
-    assert distilled == sorted(set(screen["layerset"][:3]) | {first_k})  # smoke: top 3
+    top3 = set(screen.loc[~searched_only, "layerset"][:3])
+    assert distilled == sorted(top3 | {first_k, searched})  # smoke: top 3
+    chosen = json.loads((res / "layersets" / f"{searched}.json").read_text())["selections"]
+    assert {"method": "none", "strategy": "random_search", "repeat": 0} in chosen
     validity = pd.read_csv(res / "report" / "screen_validity.csv")
     assert set(validity["screen"]) == {"score_step0", "score_step2"}
     assert validity["n_sets"].eq(len(distilled)).all() and validity["spearman"].notna().all()
     hyps = {h["key"]: h for h in json.loads((res / "report" / "hypotheses.json").read_text())}
     assert [k for k in hyps] == ["T", "R", "H1", "H2", "H3", "S"]
+    h3 = {r["baseline"]: r for r in hyps["H3"]["table"]}
+    assert {"first_k", "random_search"} <= set(h3)
+    assert h3["random_search"]["p_holm"] >= h3["random_search"]["p_bootstrap"]
     assert hyps["S"]["verdict"] in {"holds", "partly", "does not hold"}
     assert hyps["T"]["verdict"] in {"holds", "does not hold"}  # every eval has validation metrics
     for p in res.glob("eval/**/*.json"):
         rec = json.loads(p.read_text())
         if rec["kind"] != "reference":
             assert len(rec["valid"]["user_ids"]) == len(rec["user_ids"]), p
+
+
+def test_smoke_students_keep_only_the_tokens_their_prompts_use(smoke_run):
+    res = smoke_run / "results" / "smoke"
+    inits = sorted((res / "students" / "inits").glob("*__keep"))
+    assert inits  # one keep init per layer set, whatever the seeds
+    assert not list((res / "students" / "inits").glob("*__keep__s*"))
+    meta = json.loads((inits[0] / "layerkd.json").read_text())
+    assert meta["vocab"]["student"] < meta["vocab"]["teacher"]
+    summary = pd.read_csv(res / "report" / "summary.csv").drop_duplicates("model")
+    students = summary[summary["kind"] == "student"]
+    assert (students["params_no_embedding"] < students["params"]).all()
+    teacher = summary[summary["kind"] == "teacher"].iloc[0]
+    assert (
+        teacher["params"] - teacher["params_no_embedding"]
+        > (students["params"] - students["params_no_embedding"]).max()
+    )  # the students' embeddings are trimmed, the teacher's are not

@@ -219,10 +219,15 @@ def write_plots(
     finetune_log: Path | None = None,
     train_logs: Sequence[Path] = (),
     validation: pd.DataFrame | None = None,
+    depth: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Every figure the inputs allow, under ``out_dir``; returns the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [pareto_plot(evals, out_dir / "pareto.png")]
+    if depth is not None and not depth.empty:
+        from layerkd.report.depth import depth_plot
+
+        written.append(depth_plot(depth, out_dir / "depth.png"))
     if scores:
         written.append(importance_heatmap(scores, out_dir / "importance.png"))
     if "greedy" in scores:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from layerkd.evaluation.significance import baseline_students, is_adaptive, selection_label
 from layerkd.records import Record
-from layerkd.report.verdict import METRIC, VALID, Hypothesis, chooser, family_holm, paired_row
+from layerkd.report.verdict import METRIC, Hypothesis, best_student, family_holm, paired_row
 
 #: the baselines H3 compares against: the best of a random search of the methods' budget
 #: (``selection.random_search``) or, in a run without it, one random draw
@@ -118,9 +118,7 @@ def h3(evals: list[Record], cmp: pd.DataFrame, valid: dict[str, float] | None = 
     bases = [b for bs in baseline_students(evals).values() for b in bs if len(b["layers"]) == k]
     with_base = [e for e in adaptive if e.get("mode") in {b.get("mode") for b in bases}]
     adaptive = with_base or adaptive  # compare within a student mode that has baselines
-    by, how = chooser(adaptive, valid)
-    score = (lambda e: valid[e["model"]]) if by == VALID else (lambda e: e["metrics"][METRIC])
-    best = max(adaptive, key=lambda e: (score(e), e["model"]))
+    best, how = best_student(adaptive, valid)
     t_ndcg = teacher["metrics"][METRIC]
     k_ok = k in {math.floor(quarter), math.ceil(quarter)}
     h.notes.append(

@@ -34,6 +34,7 @@ from layerkd.evaluation.significance import (
 )
 from layerkd.io import atomic_path, read_json, write_json
 from layerkd.records import Record
+from layerkd.report.depth import depth_latex, depth_table
 from layerkd.report.hypotheses import hypotheses
 from layerkd.report.latex import to_latex
 from layerkd.report.render import METRICS, ROLE_ORDER, to_html, to_markdown
@@ -223,11 +224,13 @@ def write_report(
     cmp = comparison_table(evals, METRICS, n_boot=n_boot, seed=seed)
     df = summary_rows(evals, cmp, valid)
     hyps = hypotheses(evals, scores, cmp, validation, valid, n_boot=n_boot, seed=seed)
+    depth = depth_table(evals, valid)
     screened = screen_table(inputs.screens, evals, valid)
     screen_stats = screen_validity(screened)
     hyps.append(screen_check(screened, screen_stats))
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, frame in (("screen.csv", screened), ("screen_validity.csv", screen_stats)):
+    frames = [("screen.csv", screened), ("screen_validity.csv", screen_stats)]
+    for name, frame in frames + ([("depth.csv", depth)] if not depth.empty else []):
         with atomic_path(out_dir / name) as tmp:
             frame.to_csv(tmp, index=False)
     with atomic_path(out_dir / "summary.csv") as tmp:
@@ -238,7 +241,7 @@ def write_report(
     write_json(out_dir / "hypotheses.json", [h.to_dict() for h in hyps])
     _write_text(out_dir / "summary.md", to_markdown(df, hyps, dataset, synthetic))
     _write_text(out_dir / "summary.html", to_html(df, hyps, dataset, synthetic))
-    _write_text(out_dir / "summary.tex", to_latex(df, hyps, dataset))
+    _write_text(out_dir / "summary.tex", to_latex(df, hyps, dataset) + depth_latex(depth, dataset))
     log.info("report: %d models, %d paired tests", df["model"].nunique(), len(cmp))
     for h in hyps:
         log.info("%s %s: %s", h.key, h.title, h.verdict)
@@ -253,6 +256,7 @@ def write_report(
             finetune_log=inputs.finetune_log,
             train_logs=inputs.train_logs,
             validation=validation,
+            depth=depth,
         )
     return df
 

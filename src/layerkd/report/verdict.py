@@ -64,3 +64,14 @@ def family_holm(rows: pd.DataFrame, family: str) -> pd.DataFrame:
             verdict(float(d), float(q)) for d, q in out.loc[tested, ["diff", "p_holm"]].to_numpy()
         ]
     return out
+
+
+def best_student(students: list[Record], valid: dict[str, float] | None) -> tuple[Record, str]:
+    """The best of ``students`` by :func:`chooser`'s column (ties: the larger model name) and
+    the note saying how it was chosen."""
+    by, how = chooser(students, valid)
+
+    def score(e: Record) -> tuple[float, str]:
+        return (valid[e["model"]] if valid and by == VALID else e["metrics"][METRIC], e["model"])
+
+    return max(students, key=score), how
