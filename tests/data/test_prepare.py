@@ -130,7 +130,7 @@ def test_prepare_dataset_writes_contract_tables(synth_prepared: tuple) -> None:
     assert list(items.columns) == ["item_id", "title", "text"]
     assert list(inter.columns) == ["user_id", "item_id", "rating", "timestamp"]
     assert list(samples.columns) == ["split", "user_id", "history", "target", "target_rating",
-                                     "candidates"]
+                                     "candidates", "valid_half"]
     assert read_json(out / "stats.json") == stats
     assert set(inter["item_id"]) == set(items["item_id"])
     assert inter.groupby("user_id").size().min() >= 5
@@ -223,3 +223,32 @@ def test_train_samples_per_user_all_takes_every_position(synth_prepared: tuple) 
     assert train.groupby("user_id").size().to_dict() == (lengths - 3).to_dict()
     two = prepare(inter, items, _params(n_candidates=20, train_samples_per_user=2))[2]
     assert (two["split"] == "train").sum() == 2 * inter["user_id"].nunique()
+
+
+def test_validation_users_are_split_once_into_disjoint_stable_halves(synth_prepared: tuple) -> None:
+    from layerkd.models.samples import half_rows
+
+    out, stats = synth_prepared
+    samples = pd.read_parquet(out / "samples.parquet")
+    valid = samples[samples["split"] == "valid"]
+    halves = dict(zip(valid["user_id"], valid["valid_half"], strict=True))
+    assert set(halves.values()) == {"select", "judge"}
+    n = len(halves)
+    assert sum(h == "select" for h in halves.values()) == (n + 1) // 2  # ceil(n / 2)
+    assert samples.loc[samples["split"] != "valid", "valid_half"].isna().all()
+    assert stats["valid_halves"] == {"select": (n + 1) // 2, "judge": n // 2}
+    # the same users on a rerun and in any input order; another seed draws other halves
+    inter = pd.read_parquet(out / "interactions.parquet")
+    items = pd.read_parquet(out / "items.parquet")
+    again = prepare(inter.sample(frac=1.0, random_state=1), items, _params(n_candidates=50))[2]
+    pd.testing.assert_series_equal(again["valid_half"], samples["valid_half"], check_names=False)
+    other = prepare(inter, items, _params(n_candidates=50, seed=3))[2]
+    assert not other["valid_half"].equals(samples["valid_half"])
+    # each stage reads one half: disjoint validation users, every other split whole
+    sel, jud = half_rows(samples, "select"), half_rows(samples, "judge")
+    vs, vj = (set(h.loc[h["split"] == "valid", "user_id"]) for h in (sel, jud))
+    assert vs and vj and not vs & vj and vs | vj == set(halves)
+    for h in (sel, jud):
+        assert (h["split"] != "valid").sum() == (samples["split"] != "valid").sum()
+    with pytest.raises(ValueError, match="rerun prepare_data"):
+        half_rows(samples.drop(columns="valid_half"), "select")

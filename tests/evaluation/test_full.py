@@ -52,3 +52,9 @@ def test_as_primary_swaps_the_protocol_and_keeps_the_other():
     with pytest.raises(ValueError, match="no full-ranking"):
         as_primary({"model": "old", **sampled}, "full")
     assert as_primary({"model": "old", **sampled}, "sampled")["other"] is None
+    # the validation record follows the primary protocol when it holds both
+    valid = {"metrics": {"ndcg@5": 0.7}, "per_user": {"x": [1]}, "protocol": "sampled",
+             "full": {"metrics": {"ndcg@5": 0.2}, "per_user": {"x": [0]}}}  # fmt: skip
+    v = as_primary({**rec, "valid": valid}, "full")["valid"]
+    assert v["metrics"] == {"ndcg@5": 0.2} and v["protocol"] == "full"
+    assert as_primary({**rec, "valid": valid}, "sampled")["valid"] is valid

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from layerkd.config import defaults, settings
+from layerkd.data.samples import valid_halves
 from layerkd.io import save_torch, write_json
 from layerkd.models.backbone import LayerOutputs, build_tiny, keep_layers
 from layerkd.models.recmodel import RecHeads, RecModel, load_recmodel, save_recmodel
-from layerkd.models.samples import load_split
+from layerkd.models.samples import half_rows, load_split
 from layerkd.models.train import score_split
 from layerkd.selection.names import layerset_id
 from layerkd.selection.stages import layersets_stage
@@ -61,6 +62,7 @@ def make_workspace(root: Path, *, n_users: int = 24, seed: int = 0) -> dict[str,
                 }
             )
     samples = pd.DataFrame(rows)
+    samples["valid_half"] = valid_halves(samples, seed)  # as prepare_data writes them
     paths = {k: root / v for k, v in _NAMES.items()}
     items.to_parquet(paths["items"], index=False)
     samples.to_parquet(paths["samples"], index=False)
@@ -107,7 +109,10 @@ def _build(ws: dict[str, Path], out: Path, mode: str, compact: dict | None = Non
 
 
 def _valid(ws: dict[str, Path], model_dir: Path):
-    items, samples = pd.read_parquet(ws["items"]), pd.read_parquet(ws["samples"])
+    """A saved model and the validation split the screen and distillation read (the select
+    half of the validation users)."""
+    items = pd.read_parquet(ws["items"])
+    samples = half_rows(pd.read_parquet(ws["samples"]), "select")
     feats = torch.load(ws["features"])["features"]
     model, tok, meta = load_recmodel(model_dir, feats)
     return model, load_split(samples, items, tok, "valid", 64), meta
@@ -166,7 +171,9 @@ def test_saved_student_reloads_with_the_same_scores(ws, tmp_path, mode):
     reloaded, data, meta = _valid(ws, tmp_path / "s")
     assert meta["mode"] == mode and meta["layers"] == [1, 3] and meta["seed"] == 0
     items, samples = pd.read_parquet(ws["items"]), pd.read_parquet(ws["samples"])
-    own = load_split(samples, items, tok, "valid", 64)  # the untrimmed tokenizer's ids
+    own = load_split(
+        half_rows(samples, "select"), items, tok, "valid", 64
+    )  # the untrimmed tokenizer's ids
     for a, b in zip(score_split(in_memory, own, 8), score_split(reloaded, data, 8), strict=True):
         np.testing.assert_array_equal(a, b)
     assert info["parameters"] == sum(p.numel() for p in reloaded.parameters())

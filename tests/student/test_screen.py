@@ -137,7 +137,8 @@ def test_training_steps_move_the_score_leave_the_teacher_and_repeat_exactly(ws, 
     before = {k: v.clone() for k, v in load_recmodel(ws["teacher"], feats)[0].state_dict().items()}
     a = _screen(ws, tmp_path / "a", 3, valid_samples=None, lr=0.01)
     b = _screen(ws, tmp_path / "b", 3, valid_samples=None, lr=0.01)
-    assert list(a.columns[:5]) == ["layerset", "layers", "selections", "score_step0", "score_step3"]
+    head = ["layerset", "layers", "selections", "random_search", "score_step0", "score_step3"]
+    assert list(a.columns[:6]) == head
     pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
     assert (a["score_step3"] != a["score_step0"]).any()
     np.testing.assert_array_equal(a["screen_score"], a["score_step3"])

@@ -174,6 +174,7 @@ def prepare(
         "items": int(len(item_ids)),
         "interactions": int(len(df)),
         "samples": {s: int((samples["split"] == s).sum()) for s in SPLITS},
+        "valid_halves": samples["valid_half"].value_counts().to_dict(),
         "tie_break": TIE_BREAK,
         "users_last_two_same_timestamp": int(tied.sum()),
         "ratings_present": bool(df["rating"].notna().any()),

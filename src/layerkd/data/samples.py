@@ -22,7 +22,10 @@ import pandas as pd
 SPLITS = ("train", "valid", "test", "calibration")
 SPLIT_CODES = {"train": 0, "valid": 1, "test": 2}
 CALIBRATION_STREAM = 7  # the generator of the calibration subset: (seed, CALIBRATION_STREAM)
-SAMPLE_COLUMNS = ("split", "user_id", "history", "target", "target_rating", "candidates")
+HALF_STREAM = 11  # the generator of the validation halves: (seed, HALF_STREAM)
+SAMPLE_COLUMNS = (
+    "split", "user_id", "history", "target", "target_rating", "candidates", "valid_half",
+)  # fmt: skip
 
 
 def sample_positions(lengths: np.ndarray, train_per_user: int) -> tuple[np.ndarray, ...]:
@@ -134,6 +137,21 @@ def build_samples(
         picked = np.sort(np.random.default_rng([params.seed, CALIBRATION_STREAM]).choice(
             train, size=n_cal, replace=False))
         df = pd.concat([df, df.loc[picked].assign(split="calibration")], ignore_index=True)
-    for col in ("split", "user_id", "target"):
+    df["valid_half"] = valid_halves(df, params.seed)
+    for col in ("split", "user_id", "target", "valid_half"):
         df[col] = df[col].astype("string")
     return df
+
+
+def valid_halves(df: pd.DataFrame, seed: int) -> pd.Series:
+    """Per sample, the half of the validation users it belongs to: ``select`` (early stopping
+    of teacher and students, the layer-set screen) or ``judge`` (the report's validation
+    numbers: gate T, check S, the summary's column); empty outside the validation split. The
+    sorted validation users are permuted by ``default_rng([seed, HALF_STREAM])`` and the first
+    ``ceil(n / 2)`` select, so the halves are disjoint and stable for a seed."""
+    valid = df["split"] == "valid"
+    users = np.sort(df.loc[valid, "user_id"].unique().astype(object))
+    order = np.random.default_rng([seed, HALF_STREAM]).permutation(len(users))
+    select = set(users[order[: (len(users) + 1) // 2]].tolist())
+    half = np.where(df["user_id"].isin(select), "select", "judge").astype(object)
+    return pd.Series(np.where(valid, half, None), index=df.index, dtype=object)

@@ -11,13 +11,13 @@ import pandas as pd
 import torch
 
 from layerkd.evaluation.full import full_ranks, full_record, seen_items
-from layerkd.evaluation.metrics import ranking_metrics, rating_metrics, summarise
+from layerkd.evaluation.metrics import rank_metrics, ranking_metrics, rating_metrics, summarise
 from layerkd.evaluation.reference import candidates_digest, eval_record, test_rows
 from layerkd.evaluation.stats import bootstrap_ci
 from layerkd.io import write_json
 from layerkd.models.backbone import embedding_params
 from layerkd.models.recmodel import load_for_scoring
-from layerkd.models.samples import load_split
+from layerkd.models.samples import half_rows, load_split
 from layerkd.models.train import score_split
 
 
@@ -92,23 +92,39 @@ def valid_record(
     max_prompt_tokens: int,
     batch_size: int,
     name: str,
+    interactions: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Per-user sampled-ranking metrics on the validation samples of the test users in
-    ``frame`` (the report's under-training gate compares teacher and students on them; the
-    test numbers stay untouched by that choice)."""
+    """Per-user sampled-ranking metrics on the validation samples of the *judge* half of the
+    validation users among the test users of ``frame`` (the report's validation numbers: the
+    under-training gate, the screen check, the summary's column; early stopping and the screen
+    used the select half). With ``interactions`` also full ranking (``full``), the user's
+    earlier items excluded."""
     users = set(frame.loc[frame["split"] == "test", "user_id"])
-    rows = frame[(frame["split"] != "valid") | frame["user_id"].isin(users)]
+    rows = half_rows(frame, "judge")
+    rows = rows[(rows["split"] != "valid") | rows["user_id"].isin(users)]
     valid = load_split(rows, items, tok, "valid", max_prompt_tokens, net.items_mode)
-    scores = score_split(net, valid, batch_size, desc=f"validate {name}")[0]
+    vecs: list[torch.Tensor] = []
+    scores = score_split(net, valid, batch_size, desc=f"validate {name}", users=vecs)[0]
     per_user = ranking_metrics(scores)
-    return {
+    rec: dict[str, Any] = {
         "model": f"{name} (valid)",
         "split": "valid",
+        "half": "judge",
         "protocol": "sampled",
         "user_ids": valid.user_ids,
         "metrics": summarise(per_user),
         "per_user": {k: v.tolist() for k, v in per_user.items()},
     }
+    if interactions is not None:
+        u = torch.cat(vecs)
+        targets, seen = seen_items(rows[rows["split"] == "valid"], interactions, items)
+        ranks = full_ranks(lambda r: net.score_all(u[r]).float().cpu().numpy(), targets, seen)
+        full = rank_metrics(ranks)
+        rec["full"] = {
+            "metrics": summarise(full),
+            "per_user": {k: v.tolist() for k, v in full.items()},
+        }
+    return rec
 
 
 def evaluate_model(
@@ -155,11 +171,14 @@ def evaluate_model(
         ),
         **_speed(net, test, batch_size),
     }
-    extra["valid"] = valid_record(net, frame, items, tok, max_prompt_tokens, batch_size, name)
-    if "full" in evaluation["protocol"]:
+    inter = pd.read_parquet(interactions) if "full" in evaluation["protocol"] else None
+    extra["valid"] = valid_record(
+        net, frame, items, tok, max_prompt_tokens, batch_size, name, interactions=inter
+    )
+    if inter is not None:
         u = torch.cat(users)
         tests = frame[frame["split"] == "test"].reset_index(drop=True)
-        targets, seen = seen_items(tests, pd.read_parquet(interactions), items)
+        targets, seen = seen_items(tests, inter, items)
         ranks = full_ranks(lambda rows: net.score_all(u[rows]).float().cpu().numpy(), targets, seen)
         extra["full"] = full_record(ranks, len(items), bootstrap=bootstrap, seed=seed)
     rec = eval_record(

@@ -73,7 +73,8 @@ def full_record(ranks: np.ndarray, n_items: int, *, bootstrap: int, seed: int) -
 def as_primary(rec: Record, primary: str) -> Record:
     """An evaluation record whose ``metrics``/``ci``/``per_user`` are those of the ``primary``
     protocol (what the report's tests and hypotheses read); the other protocol's metrics are
-    kept under ``other`` with its name in ``other_protocol``."""
+    kept under ``other`` with its name in ``other_protocol``. Its validation record (``valid``)
+    switches to the primary protocol as well when it holds both."""
     if primary not in PROTOCOLS:
         raise ValueError(f"eval.primary={primary!r}: expected one of {PROTOCOLS}")
     full = rec.get("full")
@@ -88,4 +89,8 @@ def as_primary(rec: Record, primary: str) -> Record:
     if primary == "sampled":
         return {**rec, "protocol": "sampled", "other": full, "other_protocol": "full"}
     chosen = {k: full[k] for k in ("metrics", "ci", "per_user")}
-    return {**rec, **chosen, "protocol": "full", "other": sampled, "other_protocol": "sampled"}
+    valid = rec.get("valid")
+    if valid and valid.get("full"):  # the validation numbers in the primary protocol too
+        valid = {**valid, **valid["full"], "protocol": "full"}
+    return {**rec, **chosen, "protocol": "full", "other": sampled, "other_protocol": "sampled",
+            "valid": valid}  # fmt: skip

@@ -75,6 +75,23 @@ class SplitData:
         }
 
 
+HALVES = ("select", "judge")
+
+
+def half_rows(samples: pd.DataFrame, half: str) -> pd.DataFrame:
+    """``samples`` with only the validation rows of ``half`` (``select``: early stopping and
+    the screen; ``judge``: the report's validation numbers; see
+    :func:`layerkd.data.samples.valid_halves`); every other split is kept whole."""
+    if half not in HALVES:
+        raise ValueError(f"validation half {half!r}: expected one of {HALVES}")
+    if "valid_half" not in samples:
+        raise ValueError(
+            "samples.parquet has no valid_half column (written by an older prepare_data): "
+            "rerun prepare_data"
+        )
+    return samples[(samples["split"] != "valid") | (samples["valid_half"] == half)]
+
+
 def item_index(items: pd.DataFrame) -> dict[str, int]:
     """Map item id → row position in ``items.parquet`` (the item index used by every model)."""
     return {str(i): n for n, i in enumerate(items["item_id"].tolist())}

@@ -53,7 +53,7 @@ def teacher_gate(evals: list[Record], *, n_boot: int, seed: int) -> Hypothesis:
     t_valid = teacher["valid"]["metrics"][METRIC]
     h.notes.append(
         f"Teacher validation NDCG@5 {t_valid:.4f} on {len(teacher['valid']['user_ids'])} users "
-        f"(sampled candidates); {len(students)} students compared (paired bootstrap; the "
+        f"(the judge half, {teacher['valid'].get('protocol', 'sampled')} ranking); {len(students)} students compared (paired bootstrap; the "
         "verdict uses Holm's adjustment over these comparisons, p_holm)."
     )
     if above.empty:

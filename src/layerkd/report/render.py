@@ -64,7 +64,7 @@ def display_tables(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             "latency ms (b=1)": [_num(v, ".2f") for v in one["latency_ms_b1"]],
             "users/s (b=32)": [_num(v, ",.0f") for v in one["throughput_users_s"]],
             "rating RMSE": [_num(v, ".3f") for v in one["rating_rmse"]],
-            "valid NDCG@5": [_num(v, ".4f") for v in one["valid_ndcg@5"]],
+            "valid NDCG@5 (judge half)": [_num(v, ".4f") for v in one["valid_ndcg@5"]],
         }
     )
     if one["ndcg@5_seed_sd"].notna().any():

@@ -216,16 +216,20 @@ def write_report(
     evals = [_pooled_other(e, raw) for e in pool_seeds(raw, n_boot=n_boot, seed=seed)]
     scores = {(r := read_json(p))["method"]: r for p in inputs.scores}
     validation = pd.read_csv(inputs.validation) if inputs.validation else None
-    valid = validation_scores(inputs.finetune_log, inputs.train_logs)
+    # select half: the best validation NDCG@5 of each training run (early stopping read it), so
+    # the best students are chosen on it; judge half: each evaluation's validation record, the
+    # numbers the report shows and judges with (gate T, check S, the summary's column)
+    select = validation_scores(inputs.finetune_log, inputs.train_logs)
     for e in evals:  # pooled seeds: the mean of their validation scores
-        got = [valid[m] for m in e.get("members", []) if m in valid]
+        got = [select[m] for m in e.get("members", []) if m in select]
         if got:
-            valid[e["model"]] = float(sum(got) / len(got))
+            select[e["model"]] = float(sum(got) / len(got))
+    judge = {e["model"]: float(e["valid"]["metrics"][KEY]) for e in evals if e.get("valid")}
     cmp = comparison_table(evals, METRICS, n_boot=n_boot, seed=seed)
-    df = summary_rows(evals, cmp, valid)
-    hyps = hypotheses(evals, scores, cmp, validation, valid, n_boot=n_boot, seed=seed)
-    depth = depth_table(evals, valid)
-    screened = screen_table(inputs.screens, evals, valid)
+    df = summary_rows(evals, cmp, judge)
+    hyps = hypotheses(evals, scores, cmp, validation, select, n_boot=n_boot, seed=seed)
+    depth = depth_table(evals, select)
+    screened = screen_table(inputs.screens, evals, judge)
     screen_stats = screen_validity(screened)
     hyps.append(screen_check(screened, screen_stats))
     out_dir.mkdir(parents=True, exist_ok=True)

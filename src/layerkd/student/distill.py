@@ -11,7 +11,8 @@ its scores and hidden states come from the teacher cache.
 
 Training runs through the one loop :func:`layerkd.models.fit.fit` (AdamW, warmup + cosine,
 clipping, accumulation, early stopping on validation NDCG@5, checkpoints and resume); here:
-validation on a fixed subset of ``valid_samples`` users (the same for every student), bf16
+validation on a fixed subset of ``valid_samples`` users of the select half of the validation
+users (the same for every student; the judge half is the report's), bf16
 autocast on CUDA (fp32 on CPU unless asked), applied by the loop.
 """
 
@@ -45,7 +46,7 @@ from layerkd.models.recmodel import (
     save_recmodel,
     task_loss,
 )
-from layerkd.models.samples import SplitData, load_split
+from layerkd.models.samples import SplitData, half_rows, load_split
 from layerkd.models.train import score_split, valid_ndcg5
 from layerkd.runtime import device_of
 from layerkd.student.compact import load_alignment, save_alignment
@@ -300,7 +301,9 @@ def distill_student(
     align = load_alignment(init, int(meta.get("teacher_hidden", model.lm.config.hidden_size)))
     teacher_out = TeacherCache(cache)
     train = load_split(frame, items, tok, "train", max_prompt_tokens, model.items_mode)
-    valid = load_split(frame, items, tok, "valid", max_prompt_tokens, model.items_mode)
+    valid = load_split(
+        half_rows(frame, "select"), items, tok, "valid", max_prompt_tokens, model.items_mode
+    )
     fp = fingerprint(
         file_digest(init / HEADS_FILE, init / META_FILE, init / "config.json"),
         file_digest(cache, samples),

@@ -39,7 +39,7 @@ from layerkd.io import atomic_path, read_json
 from layerkd.models.backbone import LayerSubset, keep_layers
 from layerkd.models.fit import Run, autocast, step
 from layerkd.models.recmodel import RecModel, load_features, load_recmodel
-from layerkd.models.samples import load_split
+from layerkd.models.samples import half_rows, load_split
 from layerkd.models.train import epoch_order, seed_everything
 from layerkd.runtime import device_of
 from layerkd.selection.names import SelectionName, layerset_id
@@ -205,7 +205,9 @@ def screen_stage(
     items, frame = pd.read_parquet(item_table), pd.read_parquet(samples)
     model, tok, _ = load_recmodel(teacher, load_features(features, items))
     train = load_split(frame, items, tok, "train", max_prompt_tokens, model.items_mode)
-    valid = load_split(frame, items, tok, "valid", max_prompt_tokens, model.items_mode)
+    valid = load_split(
+        half_rows(frame, "select"), items, tok, "valid", max_prompt_tokens, model.items_mode
+    )
     if random_search:
         sets = add_random_search(sets, model.n_layers, k, seed)
     log.info("screen: %d distinct layer sets at k = %d, %d steps each", len(sets), k, steps)

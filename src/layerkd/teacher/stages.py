@@ -30,7 +30,7 @@ from layerkd.models.recmodel import (
     load_for_scoring,
     save_recmodel,
 )
-from layerkd.models.samples import load_split
+from layerkd.models.samples import half_rows, load_split
 from layerkd.runtime import device_of
 from layerkd.teacher.cache import (
     block_distances,
@@ -122,7 +122,9 @@ def finetune_teacher(
     from transformers import AutoTokenizer
 
     del dtype, device_map  # training is fp32 on one device; later steps load in dtype
-    items, frame = pd.read_parquet(item_table), pd.read_parquet(samples)
+    # early stopping reads the select half of the validation users (the judge half is the
+    # report's)
+    items, frame = pd.read_parquet(item_table), half_rows(pd.read_parquet(samples), "select")
     feats, mode, table = load_item_inputs(features, items)
     lm = load_causal_lm(backbone, device=device_of(device))
     tok = AutoTokenizer.from_pretrained(str(backbone))
