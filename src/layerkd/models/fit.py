@@ -80,6 +80,9 @@ class Task(Protocol):
         """Validation NDCG@5 of the current weights."""
         ...
 
+    # optional: ``start_epoch(epoch)``, called before every epoch's first step (and again on
+    # resuming inside an epoch), e.g. to redraw negatives
+
 
 class Run:
     """The trainable weights (by name in ``module``), optimiser, schedule and run state of one
@@ -203,6 +206,8 @@ def fit(
     bar = tqdm(total=run.steps_per_epoch * p.epochs, initial=r["step"], desc=desc, unit="step")
     while r["epoch"] <= p.epochs and not r["stopped"]:
         module.train()
+        if hasattr(task, "start_epoch"):
+            task.start_epoch(r["epoch"])
         order = epoch_order(n_train, p.batch_size, p.seed, r["epoch"])
         while r["batch_pos"] < len(order) and not r["stopped"]:
             group = order[r["batch_pos"] : r["batch_pos"] + p.grad_accum]

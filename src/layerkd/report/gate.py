@@ -53,8 +53,9 @@ def teacher_gate(evals: list[Record], *, n_boot: int, seed: int) -> Hypothesis:
     t_valid = teacher["valid"]["metrics"][METRIC]
     h.notes.append(
         f"Teacher validation NDCG@5 {t_valid:.4f} on {len(teacher['valid']['user_ids'])} users "
-        f"(the judge half, {teacher['valid'].get('protocol', 'sampled')} ranking); {len(students)} students compared (paired bootstrap; the "
-        "verdict uses Holm's adjustment over these comparisons, p_holm)."
+        f"(the judge half, {teacher['valid'].get('protocol', 'sampled')} ranking); "
+        f"{len(students)} students compared (paired bootstrap; the verdict uses Holm's "
+        "adjustment over these comparisons, p_holm)."
     )
     if above.empty:
         h.verdict = "holds"

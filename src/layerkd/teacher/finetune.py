@@ -37,6 +37,7 @@ from layerkd.models.recmodel import RecModel, RecOutput, task_loss
 from layerkd.models.samples import SplitData
 from layerkd.models.text import TokenBatch, batches
 from layerkd.models.train import FullRanking, seed_everything, validation_ndcg5
+from layerkd.teacher.negatives import EpochNegatives
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class FinetuneParams(FitParams):
     lora_alpha: int
     w_rating: float
     loss: str = "sampled"
+    negatives: str = "epoch"
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
@@ -63,6 +65,12 @@ class _Task:
     evaluate_fn: Any  # () -> float
     w_rating: float
     objective: str
+    negatives: EpochNegatives | None = None
+
+    def start_epoch(self, epoch: int) -> None:
+        """Redraw the training negatives of ``epoch`` (``teacher.finetune.negatives: epoch``)."""
+        if self.negatives is not None:
+            self.negatives.start_epoch(epoch)
 
     def loss(self, idx: list[int]) -> dict[str, torch.Tensor]:
         out, rating = self.forward(idx)
@@ -117,6 +125,7 @@ def _top_mode(
     valid: SplitData,
     p: FinetuneParams,
     full: FullRanking | None,
+    negatives: EpochNegatives | None = None,
     **fit_kw: Any,
 ) -> tuple[RecModel, pd.DataFrame]:
     n_layers = model.n_layers
@@ -146,7 +155,7 @@ def _top_mode(
         forward = lambda r: fwd(caches[valid.split], list(r))[0]  # noqa: E731
         return validation_ndcg5(model, valid, p.batch_size, full=full, forward=forward)
 
-    task = _Task(lambda idx: fwd(caches[train.split], idx), evaluate, p.w_rating, p.loss)
+    task = _Task(lambda idx: fwd(caches[train.split], idx), evaluate, p.w_rating, p.loss, negatives)
     return model, fit(task, model, trainable, len(train), p, **fit_kw)
 
 
@@ -156,6 +165,7 @@ def _lora_mode(
     valid: SplitData,
     p: FinetuneParams,
     full: FullRanking | None,
+    negatives: EpochNegatives | None = None,
     **fit_kw: Any,
 ) -> tuple[RecModel, pd.DataFrame]:
     from peft import LoraConfig, get_peft_model
@@ -182,7 +192,7 @@ def _lora_mode(
     def evaluate() -> float:
         return validation_ndcg5(model, valid, p.batch_size, full=full)
 
-    task = _Task(fwd, evaluate, p.w_rating, p.loss)
+    task = _Task(fwd, evaluate, p.w_rating, p.loss, negatives)
     rows = fit(task, model, trainable, len(train), p, **fit_kw)
     model.lm = peft_lm.merge_and_unload()
     return model, rows
@@ -197,13 +207,15 @@ def finetune(
     ckpt_dir: Path | None = None,
     fingerprint: str = "",
     full: FullRanking | None = None,
+    negatives: EpochNegatives | None = None,
 ) -> tuple[RecModel, pd.DataFrame]:
     """Fine-tune ``model`` on the task in mode ``p.mode``; returns the best model and a log.
     ``ckpt_dir`` enables checkpoints (every ``p.checkpoint_every`` steps) and resuming. Early
     stopping reads validation NDCG@5 under the sampled protocol, or with ``full`` (targets and
-    seen items of the validation rows) under full ranking."""
+    seen items of the validation rows) under full ranking. ``negatives`` redraws the training
+    negatives every epoch (:mod:`layerkd.teacher.negatives`)."""
     seed_everything(p.seed)
-    fit_kw = {"ckpt_dir": ckpt_dir, "fingerprint": fingerprint}
+    fit_kw = {"ckpt_dir": ckpt_dir, "fingerprint": fingerprint, "negatives": negatives}
     if p.mode == "top":
         model, rows = _top_mode(model, train, valid, p, full, desc="fine-tune", **fit_kw)
     elif p.mode == "lora":

@@ -40,6 +40,8 @@ from layerkd.teacher.cache import (
     shard_indices,
 )
 from layerkd.teacher.finetune import FinetuneParams, finetune
+from layerkd.teacher.negatives import MODES as NEGATIVE_MODES
+from layerkd.teacher.negatives import EpochNegatives
 from layerkd.teacher.store import ChunkWriter, load_calibration, save_calibration, write_index
 
 log = logging.getLogger(__name__)
@@ -154,9 +156,19 @@ def finetune_teacher(
         item_table_mode,
     )
     ckpt_dir = Path(checkpoints) if checkpoints else None
+    negatives = None
+    if params.loss == "sampled" and params.negatives == "epoch":
+        if interactions is None:
+            raise ValueError("teacher.finetune.negatives is epoch: it needs interactions.parquet")
+        negatives = EpochNegatives(train, pd.read_parquet(interactions), items, seed)
+    elif params.negatives not in NEGATIVE_MODES:
+        raise ValueError(
+            f"teacher.finetune.negatives={params.negatives!r}: expected epoch or fixed"
+        )
     model, log_frame = finetune(
-        model, train, valid, params, ckpt_dir=ckpt_dir, fingerprint=fp, full=full
-    )
+        model, train, valid, params, ckpt_dir=ckpt_dir, fingerprint=fp, full=full,
+        negatives=negatives,
+    )  # fmt: skip
     n_layers = model.n_layers
     prompts = {s.split: s.prompt_stats() for s in (train, valid)}
     log.info("prompts (teacher.max_prompt_tokens=%d): %s", max_prompt_tokens, prompts)
