@@ -21,6 +21,7 @@ class ScoreRecord(TypedDict):
     normalised: list[float]
     concentration_ratio: float
     upper_lower_ratio: float
+    upper_lower_ci: NotRequired[list[float]]  # 95% interval over calibration samples
     full_loss: NotRequired[float]  # ablation only
     negative_layers: NotRequired[int]  # ablation only
 

@@ -168,6 +168,36 @@ def test_h1_depth_ratio() -> None:
     assert h1({}).verdict == "untestable"
 
 
+def test_h1_interval_over_calibration_samples() -> None:
+    from layerkd.importance.scores import ratio_interval
+
+    rng = np.random.default_rng(0)
+    rows = rng.random((20, 8)) * np.linspace(1, 4, 8)  # 20 samples, importance rising with depth
+    stats = {"n": np.array(20), "rows_fisher": rows, "rows_gradient": rows[:, ::-1].copy()}
+    lo, hi = ratio_interval(stats, "fisher", n_boot=300, seed=0)
+    # slow reference: the same draws, the ratio by hand (quarters of 2 layers)
+    draws = np.random.default_rng([0, 20])
+    ref = []
+    for _ in range(300):
+        m = rows[draws.integers(0, 20, size=20)].mean(0)
+        ref.append(m[-2:].mean() / m[:2].mean())
+    assert [lo, hi] == pytest.approx(list(np.quantile(ref, [0.025, 0.975])))
+    point = upper_lower_ratio(rows.mean(0) / rows.mean(0).sum())
+    assert lo < point < hi
+    same = {"n": np.array(5), "rows_fisher": np.tile(rows[0], (5, 1))}
+    assert ratio_interval(same, "fisher", n_boot=50) == pytest.approx(
+        [upper_lower_ratio(rows[0])] * 2
+    )
+    # hybrid: of its components; taylor and methods without rows: none
+    w = {"fisher": 0.5, "gradient": 0.5, "attention": 0.0}
+    assert ratio_interval(stats, "hybrid", w, n_boot=50) is not None
+    assert ratio_interval(stats, "taylor") is None
+    scores = {"fisher": {"n_layers": 8, "normalised": (rows.mean(0) / rows.mean(0).sum()).tolist(),
+                         "upper_lower_ci": [lo, hi]}}  # fmt: skip
+    t = h1(scores).table.set_index("method")
+    assert (t.at["fisher", "ratio_lo"], t.at["fisher", "ratio_hi"]) == (lo, hi)
+
+
 def test_quarters_for_any_number_of_layers() -> None:
     from layerkd.importance.scores import concentration_ratio, quarter_weights
 

@@ -9,7 +9,13 @@ import torch
 
 from layerkd.models.backbone import decoder
 from layerkd.models.recmodel import task_loss
-from layerkd.teacher.cache import calibration_pass, merge_shards, shard_indices, train_pass
+from layerkd.teacher.cache import (
+    ROW_KEYS,
+    calibration_pass,
+    merge_shards,
+    shard_indices,
+    train_pass,
+)
 from tests.tiny import tiny_model, tiny_split
 
 W_RATING = 0.5
@@ -104,6 +110,16 @@ def test_one_batched_pass_matches_a_per_sample_loop(items):
     for key, expected in ref.items():
         torch.testing.assert_close(got["sums"][key], expected, rtol=2e-4, atol=1e-6, msg=key)
     assert got["last_states"].shape == (7, 5, 32)  # input of layers 0..3 and output of layer 3
+    # the per-sample rows (H1's interval resamples them): each is that sample's pass alone
+    for i in range(7):
+        alone = calibration_pass(model, data.subset([i]), batch_size=1, w_rating=W_RATING)
+        for key in ROW_KEYS:
+            torch.testing.assert_close(
+                got["rows"][key][i], alone["sums"][key], rtol=2e-4, atol=1e-6, msg=key
+            )
+    for key in ROW_KEYS:
+        assert got["rows"][key].shape == (7, 4)
+        torch.testing.assert_close(got["rows"][key].sum(0), got["sums"][key], rtol=1e-6, atol=1e-9)
 
 
 def test_fisher_is_positive_and_differs_between_layers():
@@ -153,6 +169,8 @@ def test_merging_shards_equals_one_pass():
     )
     for key, value in whole["train"].items():
         torch.testing.assert_close(merged["train"][key], value, rtol=1e-5, atol=1e-6)
+    for key, value in whole["calibration"]["rows"].items():  # back in sample order
+        torch.testing.assert_close(merged["calibration"]["rows"][key], value, rtol=1e-5, atol=1e-6)
 
 
 def test_shard_indices_partition_and_reject_bad_shard():

@@ -70,6 +70,7 @@ def test_calibration_round_trip(tmp_path):
     stats = {
         "n": 3,
         "sums": {"fisher": torch.tensor([1.0, 2.0], dtype=torch.float64)},
+        "rows": {"fisher": torch.rand(3, 2, dtype=torch.float64)},
         "last_states": torch.randn(3, 3, 4),
         "index": torch.tensor([0, 2, 4]),
     }
@@ -77,4 +78,5 @@ def test_calibration_round_trip(tmp_path):
     back = load_calibration(tmp_path)
     assert back["n"] == 3 and torch.equal(back["sums"]["fisher"], stats["sums"]["fisher"])
     assert torch.equal(back["last_states"], stats["last_states"])
+    assert torch.equal(back["rows"]["fisher"], stats["rows"]["fisher"])
     assert back["index"].tolist() == [0, 2, 4]

@@ -93,6 +93,36 @@ def concentration_ratio(normalised: np.ndarray) -> float:
     return math.inf if bottom == 0 else top / bottom
 
 
+def ratio_interval(
+    stats: dict[str, np.ndarray],
+    method: str,
+    hybrid_weights: dict[str, float] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> list[float] | None:
+    """Percentile-bootstrap 95% interval of :func:`upper_lower_ratio` over the calibration
+    samples: each resample draws ``n`` samples with replacement and recomputes the method's
+    raw scores (the mean of their per-sample rows; ``hybrid``: of each component), normalised.
+    ``None`` when a statistic has no per-sample rows (taylor; the ablation and greedy methods
+    are not computed here)."""
+    parts = (
+        [m for m, w in (hybrid_weights or {}).items() if w > 0] if method == "hybrid" else [method]
+    )
+    if not parts or any(f"rows_{m}" not in stats for m in parts):
+        return None
+    rows = {m: stats[f"rows_{m}"] for m in parts}
+    n = next(iter(rows.values())).shape[0]
+    rng = np.random.default_rng([seed, n])
+    ratios = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, size=n)
+        norm = {m: r[idx].mean(0) / r[idx].mean(0).sum() for m, r in rows.items()}
+        v = hybrid_scores(norm, hybrid_weights or {}) if method == "hybrid" else norm[method]
+        ratios.append(upper_lower_ratio(v))
+    lo, hi = np.quantile(np.asarray(ratios), [0.025, 0.975])
+    return [float(lo), float(hi)]
+
+
 def score_record(method: str, raw: np.ndarray, n_samples: int) -> ScoreRecord:
     """The JSON record of one method's scores: ``concentration_ratio`` compares the quarter of
     layers with the highest scores to the quarter with the lowest (wherever they sit);
@@ -125,5 +155,8 @@ def score_stage(
     else:
         raw = raw_scores(calib, method)
     rec = score_record(method, raw, n)
+    ci = ratio_interval(calib, method, hybrid_weights)
+    if ci is not None:  # H1's interval over the calibration samples
+        rec["upper_lower_ci"] = ci
     write_json(scores, rec)
     return rec

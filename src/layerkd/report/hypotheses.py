@@ -92,11 +92,14 @@ def h1(scores: dict[str, Record]) -> Hypothesis:
     rows = []
     for method, rec in sorted(scores.items()):
         ratio = upper_lower_ratio(rec["normalised"])
+        c_lo, c_hi = rec.get("upper_lower_ci") or (math.nan, math.nan)
         rows.append(
             {
                 "method": method,
                 "n_layers": rec["n_layers"],
                 "upper_lower_ratio": ratio,
+                "ratio_lo": c_lo,
+                "ratio_hi": c_hi,
                 "concentration_ratio": rec.get("concentration_ratio"),
                 "in_claimed_range": bool(lo <= ratio <= hi),
             }
@@ -105,6 +108,14 @@ def h1(scores: dict[str, Record]) -> Hypothesis:
     n_in = int(h.table["in_claimed_range"].sum())
     h.verdict = "holds" if n_in == len(rows) else "partly" if n_in else "does not hold"
     h.notes.append(f"{n_in} of {len(rows)} methods fall in {lo}-{hi}.")
+    with_ci = h.table.dropna(subset=["ratio_lo"])
+    if not with_ci.empty:
+        inside = int(((with_ci["ratio_lo"] >= lo) & (with_ci["ratio_hi"] <= hi)).sum())
+        h.notes.append(
+            f"ratio_lo/ratio_hi: 95% bootstrap interval over the calibration samples "
+            f"({len(with_ci)} methods; taylor, ablation and greedy have none); {inside} lie "
+            f"wholly in {lo}-{hi}."
+        )
     h.notes.append(
         "upper_lower_ratio is by depth (the claim's quantity); concentration_ratio is the "
         "stored scores/*.json value: highest-scoring quarter over lowest-scoring quarter, "

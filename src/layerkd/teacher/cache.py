@@ -29,6 +29,9 @@ from layerkd.models.samples import SplitData
 from layerkd.models.text import batches
 
 STAT_KEYS = ("fisher", "gradient", "taylor", "block_influence", "angular", "attention")
+# the statistics whose per-sample values are kept (``rows``: the H1 interval resamples them);
+# taylor's is the batch gradient's, which sums its samples, so it has none
+ROW_KEYS = ("fisher", "gradient", "block_influence", "angular", "attention")
 
 
 class LastTokenAttention:
@@ -178,13 +181,15 @@ def calibration_pass(
 
     Returns sums (divide by ``n`` for means) of: per-sample Fisher trace, ``‖∂ℓ_i/∂h_l‖₂``,
     ``Σ_p p·∂ℓ_i/∂p`` (taylor, signed), block influence, angular distance at the last token;
-    and ``last_states`` (n, L+1, H): the last-token state entering each layer and leaving the
-    last one (for the ``block`` strategy), with ``index`` the sample positions in ``data``.
+    ``rows`` (n, L) per sample for :data:`ROW_KEYS`; and ``last_states`` (n, L+1, H): the
+    last-token state entering each layer and leaving the last one (for the ``block`` strategy),
+    with ``index`` the sample positions in ``data``.
     """
     lm = model.lm
     layers = list(decoder(lm).layers)
     n_layers = len(layers)
     sums = {k: torch.zeros(n_layers, dtype=torch.float64) for k in STAT_KEYS}
+    rows: dict[str, list[torch.Tensor]] = {k: [] for k in ROW_KEYS}
     last_states = []
     attn_before = lm.config._attn_implementation
     lm.set_attn_implementation("eager")  # attention maps need eager; only for this pass
@@ -210,10 +215,14 @@ def calibration_pass(
             loss.backward()
         sums["fisher"] += sqn.acc.sum(0).double()
         mask = b.attention_mask.bool()
+        per = {k: torch.zeros(len(rng), n_layers, dtype=torch.float64) for k in ROW_KEYS}
+        per["fisher"] = sqn.acc.double()
         with torch.no_grad():
             for li in range(n_layers):
                 g = outs[li].grad
-                sums["gradient"][li] += float(g.float().pow(2).sum((1, 2)).sqrt().sum())
+                norms = g.float().pow(2).sum((1, 2)).sqrt()
+                per["gradient"][:, li] = norms.double().cpu()
+                sums["gradient"][li] += float(norms.sum())
                 taylor = sum(
                     (p.detach().float() * p.grad.float()).sum()
                     for p in layers[li].parameters()
@@ -224,11 +233,17 @@ def calibration_pass(
                 m = mask.to(cos.device)
                 bi = ((1 - cos) * m).sum(1) / m.sum(1)
                 sums["block_influence"][li] += float(bi.sum())
-                sums["angular"][li] += float((torch.arccos(cos[:, -1]) / math.pi).sum())
+                ang = torch.arccos(cos[:, -1]) / math.pi
+                sums["angular"][li] += float(ang.sum())
+                per["block_influence"][:, li] = bi.double().cpu()
+                per["angular"][:, li] = ang.double().cpu()
                 if titles is not None:
                     w = att.weights[li]
                     a = attention_score(w, mask.to(w.device), titles.to(w.device))
                     sums["attention"][li] += float(a.sum())
+                    per["attention"][:, li] = a.double().cpu()
+            for k in ROW_KEYS:
+                rows[k].append(per[k])
             last = [x[:, -1].detach().float().cpu() for x in ins]
             last.append(outs[-1][:, -1].detach().float().cpu())
             last_states.append(torch.stack(last, dim=1))
@@ -237,6 +252,7 @@ def calibration_pass(
     return {
         "n": len(data),
         "sums": sums,
+        "rows": {k: torch.cat(v) for k, v in rows.items()},
         "last_states": torch.cat(last_states),
         "index": torch.arange(len(data)),
     }
@@ -286,6 +302,7 @@ def merge_calibration(calib: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "n": sum(int(c["n"]) for c in calib),
         "sums": {k: sum(c["sums"][k] for c in calib) for k in calib[0]["sums"]},
+        "rows": {k: torch.cat([c["rows"][k] for c in calib])[order] for k in calib[0]["rows"]},
         "last_states": torch.cat([c["last_states"] for c in calib])[order],
         "index": index[order],
     }

@@ -231,6 +231,7 @@ def merge_cache(*, shards: list[Path], cache: Path, stats: Path, n_shards: int) 
         )
     calib = merge_calibration([load_calibration(d) for d in shards])
     arrays = {f"sum_{k}": v.double().numpy() for k, v in calib["sums"].items()}
+    arrays |= {f"rows_{k}": v.double().numpy() for k, v in calib["rows"].items()}
     with atomic_path(stats, suffix=".npz") as tmp, open(tmp, "wb") as fh:
         np.savez(
             fh,

@@ -44,6 +44,7 @@ def _save(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 def save_calibration(shard_dir: Path, stats: dict[str, Any]) -> None:
     """The calibration statistics of one shard (``calibration_pass`` plus ``index``)."""
     flat = {f"sums.{k}": v for k, v in stats["sums"].items()}
+    flat.update({f"rows.{k}": v.contiguous() for k, v in stats.get("rows", {}).items()})
     flat.update(
         n=torch.tensor(int(stats["n"])),
         last_states=stats["last_states"],
@@ -56,8 +57,10 @@ def load_calibration(shard_dir: Path) -> dict[str, Any]:
     """Inverse of :func:`save_calibration`."""
     flat = load_file(str(shard_dir / CALIBRATION))
     sums = {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith("sums.")}
+    rows = {k.split(".", 1)[1]: v for k, v in flat.items() if k.startswith("rows.")}
     n = int(flat["n"])
-    return {"n": n, "sums": sums, "last_states": flat["last_states"], "index": flat["index"]}
+    return {"n": n, "sums": sums, "rows": rows, "last_states": flat["last_states"],
+            "index": flat["index"]}  # fmt: skip
 
 
 class ChunkWriter:
