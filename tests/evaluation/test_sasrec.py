@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from layerkd.config import defaults, settings
+from layerkd.data.samples import valid_halves
 from layerkd.evaluation.metrics import RANKING_KEYS
 from layerkd.evaluation.reference import candidates_digest, eval_record
 from layerkd.evaluation.reference import test_rows as eval_rows  # not collected as a test
@@ -65,6 +66,7 @@ def walk_world(n_users: int = 150, seed: int = 0) -> tuple[pd.DataFrame, ...]:
             samples.append((split, user, hist, target, 5.0, [target, *negs]))
     cols = ["split", "user_id", "history", "target", "target_rating", "candidates"]
     sample_df = pd.DataFrame(samples, columns=cols).sort_values("split", kind="stable")
+    sample_df["valid_half"] = valid_halves(sample_df, 0)  # as prepare_data writes them
     inter = pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"])
     items = pd.DataFrame({"item_id": rng.permutation(names)})
     return sample_df.reset_index(drop=True), inter, items

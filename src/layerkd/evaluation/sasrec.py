@@ -53,6 +53,7 @@ from layerkd.evaluation.reference import (
     training_interactions,
 )
 from layerkd.io import save_torch, write_json
+from layerkd.models.samples import half_rows
 from layerkd.records import Record
 
 log = logging.getLogger(__name__)
@@ -273,7 +274,8 @@ def train_and_score(
     inputs under ``test_inputs``)."""
     index = {str(item): i + 1 for i, item in enumerate(items["item_id"])}
     seqs = user_sequences(full, interactions, index)
-    valid = split_inputs(full, "valid", seqs, index, p.max_len)
+    # early stopping reads the select half of the validation users, as every model's does
+    valid = split_inputs(half_rows(full, "select"), "valid", seqs, index, p.max_len)
     vt = full[full["split"] == "valid"]
     after = {str(u): _idx(index, t) for u, t in zip(vt["user_id"], vt["target"], strict=True)}
     with torch.random.fork_rng(devices=[]):
