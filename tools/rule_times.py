@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     tables = [rule_times(r, names).add_prefix(f"{r.name}:") for r in args.runs]
     out = pd.concat(tables, axis=1)
     total = {c: out[c].sum() for c in out.columns if c.endswith(":seconds")}
-    print(out.round(1).fillna("").to_string())
+    print(out.round(1).astype(object).where(out.notna(), "").to_string())
     print("sum of rule seconds (not wall time: jobs may overlap): "
           + ", ".join(f"{c.split(':')[0]} {v:.0f} s" for c, v in total.items()))  # fmt: skip
 
