@@ -98,8 +98,8 @@ def measure(root: Path, n_train: int) -> dict[str, float]:
     )  # fmt: skip
     out["cache_mb"] = sum(p.stat().st_size for p in (root / "cache").rglob("*")) / 2**20
     run("build_student", teacher=ws["teacher"], features=ws["features"], item_table=ws["items"],
-        layerset=ws["layerset"], cache=root / "cache.json", init=root / "init", mode="keep",
-        seed=0, compact={})  # fmt: skip
+        samples=ws["samples"], layerset=ws["layerset"], cache=root / "cache.json",
+        init=root / "init", mode="keep", seed=0, compact={})  # fmt: skip
     cfg = defaults("distill", epochs=1, batch_size=16, w_hidden=0.5, valid_samples=None)
     out["distill_rss"] = run(
         "distill", init=root / "init", **shared, cache=root / "cache.json", final=root / "final",

@@ -28,6 +28,7 @@ from layerkd.models.fit import Run, step
 from layerkd.models.recmodel import RecModel, load_features, load_recmodel
 from layerkd.models.samples import SplitData, load_split
 from layerkd.models.train import epoch_order
+from layerkd.selection.names import StudentName
 from layerkd.student.compact import load_alignment
 from layerkd.student.distill import DistillParams, distill_setup
 from layerkd.teacher.store import TeacherCache
@@ -133,8 +134,11 @@ def main() -> None:
     cache = TeacherCache(res / "teacher" / "cache.json")
     calls = count_calls(teacher)
     dcfg = {k: v for k, v in cfg["distill"].items() if k != "checkpoint_every"}
-    for sid, d in dirs.items():
-        sps = train_speed(d / "init", feats, cache, train, dcfg, args.steps)
+    for sid in dirs:
+        name = StudentName.parse(sid)
+        build = "keep" if name.mode == "keep" else f"compact__s{name.seed}"
+        init = res / "students" / "inits" / f"{name.layerset}__{build}"  # rule build_student
+        sps = train_speed(init, feats, cache, train, dcfg, args.steps)
         print(f"distillation of {sid}: {sps:.1f} training samples/s ({args.steps} steps)")
     print(f"teacher forward calls during distillation: {calls[0]}")
     if calls[0]:
