@@ -84,18 +84,21 @@ def test_plan_of_a_tiny_shape_by_hand():
     gram = 2 * sum(2 * min(seq * (a + b), a * b) for a, b in TINY.linears())
     assert shard.jobs == 1 and shard.samples == 14
     assert shard.flops == 4 * seq * (TINY.flops(seq, "train") + gram) + 10 * seq * TINY.flops(seq)
-    # smoke: the screen's top 3 layer sets and none__first_k, two seeds; compact for fisher
-    # only, so at most the screen's 3 (an upper bound: the screen may not choose fisher's set)
-    assert config["distill"]["seeds"] == [0, 1]
+    # smoke: the screen's top 3 layer sets, none__first_k and the random search's best, two
+    # seeds; compact for fisher only, so at most the screen's 3 (an upper bound: the screen
+    # may not choose fisher's set)
+    assert config["distill"]["seeds"] == [0, 1] and config["selection"]["random_search"]
     assert config["selection"]["screen"] == {"steps": 2, "top": 3, "baselines": ["first_k"]}
-    assert jobs["distill k=2 keep"].jobs == 4 * 2 and jobs["distill k=2 compact"].jobs == 3 * 2
+    assert jobs["distill k=2 keep"].jobs == 5 * 2 and jobs["distill k=2 compact"].jobs == 3 * 2
+    assert jobs["build_student k=2 keep"].jobs == 5  # one keep init serves both seeds
     # the screen: 8 selections at k=2 (5 methods x top_k + first_k, uniform, block), each
     # scored twice on the 10 validation samples (2N) and trained 2 steps of 16 samples (6N)
+    # and as many random-search sets as the methods proposed (5): an upper bound of 13 sets
     screen = jobs["screen k=2 keep"]
     two = replace(TINY, layers=2)
-    assert screen.jobs == 1 and screen.samples == 8 * 10
+    assert screen.jobs == 1 and screen.samples == 13 * 10
     per_set = 2 * 10 * seq * two.flops(seq) + 2 * 16 * seq * two.flops(seq, "train")
-    assert screen.flops == 8 * per_set
+    assert screen.flops == 13 * per_set
     keep = jobs["distill k=2 keep"]  # epochs x 6N + (epochs + 1) validations of every sample
     assert keep.flops == 1 * 10 * seq * TINY.flops(seq, "train") + 2 * 10 * seq * TINY.flops(seq)
 
@@ -155,14 +158,17 @@ def test_the_cluster_plan_lists_every_torch_rule(tmp_path, capsys):
     rows = {r["rule"]: r for r in json.loads(out_json.read_text())["rows"]}
     assert set(rows) == {r["rule"] for r in plan["rows"]}
     assert rows["teacher_cache"]["jobs"] == 8  # teacher.shards
-    # one student per distilled selection (selection.distill: all) x 3 seeds x the keep mode:
-    # methods x strategies + the baselines, random once per repeat (3 repeats: 2 more)
+    # one student per distilled selection (selection.distill: all) and the random search's
+    # best set x 3 seeds x the keep mode: methods x strategies + the baselines, random once
+    # per repeat (3 repeats: 2 more), + 1
     config = load_config(root / "config" / "config.yaml", root / "config" / "llama3_8b.yaml")
     assert config["selection"]["random_repeats"] == 3 and "random" in config["baselines"]
     n_sel = len(config["methods"]) * len(config["strategies"]) + len(config["baselines"]) + 2
     assert len(distilled_names(config)) == n_sel and len(config["distill"]["seeds"]) == 3
     assert (
-        rows["distill k=8 keep"]["jobs"] == n_sel * 3 == rows["evaluate_student k=8 keep"]["jobs"]
+        rows["distill k=8 keep"]["jobs"]
+        == (n_sel + 1) * 3
+        == rows["evaluate_student k=8 keep"]["jobs"]
     )
     finetune = rows["finetune_teacher"]
     # LoRA on CUDA: bf16 autocast over fp32 master weights (teacher.finetune.autocast: auto)

@@ -100,10 +100,16 @@ def test_smoke_run_screens_every_layer_set_and_distils_its_best_and_the_baseline
     assert h3["random_search"]["p_holm"] >= h3["random_search"]["p_bootstrap"]
     assert hyps["S"]["verdict"] in {"holds", "partly", "does not hold"}
     assert hyps["T"]["verdict"] in {"holds", "does not hold"}  # every eval has validation metrics
+    # validation numbers are judged on the judge half of the evaluated users (the select half
+    # stopped the training runs and ranked the screen)
+    samples = pd.read_parquet(smoke_run / "data/processed/smoke/samples.parquet")
+    judge = set(samples.loc[samples["valid_half"] == "judge", "user_id"])
+    assert 0 < len(judge) < samples["user_id"].nunique()
     for p in res.glob("eval/**/*.json"):
         rec = json.loads(p.read_text())
         if rec["kind"] != "reference":
-            assert len(rec["valid"]["user_ids"]) == len(rec["user_ids"]), p
+            assert set(rec["valid"]["user_ids"]) == judge & set(rec["user_ids"]), p
+            assert rec["valid"]["half"] == "judge" and "full" in rec["valid"], p
 
 
 def test_smoke_students_keep_only_the_tokens_their_prompts_use(smoke_run):

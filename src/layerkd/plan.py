@@ -214,7 +214,8 @@ def _student_jobs(config: dict[str, Any], counts: dict[str, Any], s: Shape, k: i
     if mode == "compact" and only is not None:
         chosen = [x for x in chosen if x.pair in only]
     top = config["selection"]["screen"]["top"] if config["selection"]["distill"] == "screen" else 0
-    searched = int(config["selection"]["random_search"])  # its best set is distilled too
+    # the random search's best set is distilled too (a compact one only without a filter)
+    searched = int(config["selection"]["random_search"] and (mode == "keep" or only is None))
     count, ns, tag = (len(chosen) + top + searched) * len(d["seeds"]), st.params, f" k={k} {mode}"
     feats = counts["items"] * (h + t["head_dim"]) * 4
     auto = d["train_embeddings"] is None and mode == "compact" and c["init"] == "random"

@@ -53,6 +53,7 @@ RUNS = {
             "features": ws["features"],
             "item_table": ws["items"],
             "samples": ws["samples"],
+            "interactions": ws["interactions"],
             "teacher": out / "final",
             "train_log": out / "train_log.parquet",
             "head_dim": 16,

@@ -66,6 +66,12 @@ def make_workspace(root: Path, *, n_users: int = 24, seed: int = 0) -> dict[str,
     paths = {k: root / v for k, v in _NAMES.items()}
     items.to_parquet(paths["items"], index=False)
     samples.to_parquet(paths["samples"], index=False)
+    # each user's items in sample order (train history, target, valid history, target)
+    seen = [(u, i) for u, h, t in zip(samples["user_id"], samples["history"], samples["target"],
+                                      strict=True) for i in [*h, t]]  # fmt: skip
+    pd.DataFrame(seen, columns=["user_id", "item_id"]).drop_duplicates().to_parquet(
+        paths["interactions"], index=False
+    )
     lm, tok = build_tiny(TINY, texts, seed)
     torch.manual_seed(seed + 1)
     feats = torch.randn(N_ITEMS, 8)
@@ -86,6 +92,7 @@ def make_workspace(root: Path, *, n_users: int = 24, seed: int = 0) -> dict[str,
 _NAMES = {
     "items": "items.parquet",
     "samples": "samples.parquet",
+    "interactions": "interactions.parquet",
     "features": "features.pt",
     "teacher": "teacher",
     "cache": "cache.json",
