@@ -127,3 +127,39 @@ def test_smoke_students_keep_only_the_tokens_their_prompts_use(smoke_run):
         teacher["params"] - teacher["params_no_embedding"]
         > (students["params"] - students["params_no_embedding"]).max()
     )  # the students' embeddings are trimmed, the teacher's are not
+
+
+def test_smoke_trimmed_student_scores_as_untrimmed_on_every_smoke_sample(smoke_run, tmp_path):
+    """The pipeline's trimmed keep init against an untrimmed build of the same layers from the
+    same teacher: equal scores on every sample of every split of the smoke data."""
+    import numpy as np
+    import torch
+
+    from layerkd.models.recmodel import load_recmodel
+    from layerkd.models.samples import load_split
+    from layerkd.models.train import score_split
+    from layerkd.student.build import build_student
+
+    res, proc = smoke_run / "results" / "smoke", smoke_run / "data" / "processed" / "smoke"
+    init = sorted((res / "students" / "inits").glob("*__keep"))[0]
+    layerset = res / "layersets" / f"{init.name.split('__')[0]}.json"
+    inputs = {
+        "teacher": res / "teacher" / "final",
+        "features": res / "teacher" / "item_features.pt",
+        "item_table": proc / "items.parquet",
+        "samples": proc / "samples.parquet",
+    }
+    build_student(**inputs, layerset=layerset, cache=res / "teacher" / "cache.json",
+                  init=tmp_path / "full", mode="keep", seed=0, compact={},
+                  trim_vocab=False)  # fmt: skip
+    items, samples = pd.read_parquet(inputs["item_table"]), pd.read_parquet(inputs["samples"])
+    feats = torch.load(inputs["features"], weights_only=False)["features"]
+    models = [load_recmodel(d, feats)[:2] for d in (init, tmp_path / "full")]
+    assert models[0][0].lm.config.vocab_size < models[1][0].lm.config.vocab_size
+    for split in ("train", "valid", "test", "calibration"):
+        a, b = (
+            score_split(m, load_split(samples, items, tok, split, 64, m.items_mode), 16)
+            for m, tok in models
+        )
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
