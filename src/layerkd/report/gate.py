@@ -38,9 +38,9 @@ def teacher_gate(evals: list[Record], *, n_boot: int, seed: int) -> Hypothesis:
         )
         return h
     rows = []
+    t_valid = teacher["valid"]["metrics"][METRIC]
     for s in sorted(students, key=lambda e: e["model"]):
         c = compare(s["valid"], teacher["valid"], METRIC, n_boot=n_boot, seed=seed)
-        t_valid = teacher["valid"]["metrics"][METRIC]
         per_seed = s["valid"].get("seed_metrics") or {"": s["valid"]["metrics"]}
         above = sum(m[METRIC] > t_valid for m in per_seed.values())
         rows.append({"model": s["model"], **c, "seeds": len(per_seed), "seeds_above": above})
@@ -50,7 +50,6 @@ def teacher_gate(evals: list[Record], *, n_boot: int, seed: int) -> Hypothesis:
     )
     h.table = family_holm(h.table, "T: every student vs the teacher (validation)")
     above = h.table[h.table["verdict"] == "better"]
-    t_valid = teacher["valid"]["metrics"][METRIC]
     h.notes.append(
         f"Teacher validation NDCG@5 {t_valid:.4f} on {len(teacher['valid']['user_ids'])} users "
         f"(the judge half, {teacher['valid'].get('protocol', 'sampled')} ranking); "

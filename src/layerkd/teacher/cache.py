@@ -215,8 +215,10 @@ def calibration_pass(
             loss.backward()
         sums["fisher"] += sqn.acc.sum(0).double()
         mask = b.attention_mask.bool()
-        per = {k: torch.zeros(len(rng), n_layers, dtype=torch.float64) for k in ROW_KEYS}
-        per["fisher"] = sqn.acc.double()
+        per = {
+            k: sqn.acc.double() if k == "fisher" else torch.zeros(len(rng), n_layers).double()
+            for k in ROW_KEYS
+        }  # fisher from the hooks; the others are filled layer by layer below
         with torch.no_grad():
             for li in range(n_layers):
                 g = outs[li].grad
