@@ -72,20 +72,43 @@ rule evaluate_reference:
         "../scripts/evaluate_reference.py"
 
 
-rule evaluate_sasrec:
+rule train_sasrec:
     input:
         samples="data/processed/{dataset}/samples.parquet",
         interactions="data/processed/{dataset}/interactions.parquet",
         item_table="data/processed/{dataset}/items.parquet",
     output:
-        metrics="results/{dataset}/eval/sasrec.json",
+        model="results/{dataset}/sasrec/model.pt",
         table="results/{dataset}/sasrec/item_table.pt",
+        train_log="results/{dataset}/sasrec/train_log.parquet",
+    log:
+        "logs/{dataset}/train_sasrec.log",
+    benchmark:
+        "results/{dataset}/benchmarks/train_sasrec.tsv"
+    params:
+        sasrec=config["sasrec"],
+        primary=config["eval"]["primary"],
+    threads: 1
+    conda:
+        "../envs/layerkd.yaml"
+    script:
+        "../scripts/train_sasrec.py"
+
+
+rule evaluate_sasrec:
+    input:
+        samples="data/processed/{dataset}/samples.parquet",
+        interactions="data/processed/{dataset}/interactions.parquet",
+        item_table="data/processed/{dataset}/items.parquet",
+        model="results/{dataset}/sasrec/model.pt",
+        train_log="results/{dataset}/sasrec/train_log.parquet",
+    output:
+        metrics="results/{dataset}/eval/sasrec.json",
     log:
         "logs/{dataset}/evaluate_sasrec.log",
     benchmark:
         "results/{dataset}/benchmarks/evaluate_sasrec.tsv"
     params:
-        sasrec=config["sasrec"],
         evaluation=config["eval"],
     threads: 1
     conda:

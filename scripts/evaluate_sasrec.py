@@ -1,4 +1,4 @@
-"""Snakemake script: the SASRec reference row (trained, then scored on the test candidates)."""
+"""Snakemake script: the SASRec reference row, scored on the test candidates."""
 
 from layerkd.evaluation.sasrec import evaluate_sasrec
 from layerkd.runtime import run_stage

@@ -34,6 +34,7 @@ STAGES = {
     "distill": "layerkd.student.distill:distill_student",
     "evaluate": "layerkd.evaluation.evaluate:evaluate_model",
     "evaluate_reference": "layerkd.evaluation.reference:evaluate_reference",
+    "train_sasrec": "layerkd.evaluation.sasrec:train_sasrec",
     "evaluate_sasrec": "layerkd.evaluation.sasrec:evaluate_sasrec",
     "report": "layerkd.report.tables:report_stage",
     "compare_datasets": "layerkd.report.datasets:datasets_stage",

@@ -1,8 +1,10 @@
-"""SASRec reference row: causality, padding invariance, no NaN, learning a deterministic walk,
-reproducibility, the sequences it reads, the stage's record and hypothesis R with SASRec."""
+"""The SASRec reference stages: the sequences it reads, learning a deterministic walk through the
+one loop under either validation protocol, reproducibility, the files and record it writes, and
+hypothesis R with SASRec (the network itself: tests/models/test_sasrec.py)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,22 +20,21 @@ from layerkd.evaluation.metrics import RANKING_KEYS
 from layerkd.evaluation.reference import candidates_digest, eval_record
 from layerkd.evaluation.reference import test_rows as eval_rows  # not collected as a test
 from layerkd.evaluation.sasrec import (
-    SASRec,
-    SasrecParams,
     evaluate_sasrec,
-    pad_left,
+    load_sasrec,
     split_inputs,
-    train_and_score,
-    trim,
+    train,
+    train_sasrec,
     user_sequences,
 )
 from layerkd.evaluation.significance import comparison_table
+from layerkd.models.sasrec import SasrecParams
 from layerkd.report.hypotheses import reference_check
 
 N_ITEMS, N_NEG = 40, 9
-SMALL = SasrecParams(
-    hidden=32, blocks=1, heads=2, dropout=0.1, max_len=10, epochs=80, patience=10,
-    lr=0.01, weight_decay=0.0, batch_size=64, seed=0,
+SMALL = settings(
+    SasrecParams, "sasrec", hidden=32, blocks=1, heads=2, dropout=0.1, max_len=10, epochs=80,
+    lr=0.01, batch_size=64,
 )  # fmt: skip
 
 
@@ -72,61 +73,6 @@ def walk_world(n_users: int = 150, seed: int = 0) -> tuple[pd.DataFrame, ...]:
     return sample_df.reset_index(drop=True), inter, items
 
 
-def _model(p: SasrecParams = SMALL, n_items: int = 20) -> SASRec:
-    torch.manual_seed(0)
-    return SASRec(n_items, replace(p, dropout=0.0)).eval()
-
-
-def test_schema_defaults_are_the_documented_settings():
-    p = settings(SasrecParams, "sasrec")
-    assert p == SasrecParams(
-        hidden=64, blocks=2, heads=2, dropout=0.2, max_len=50, epochs=200, patience=10,
-        lr=0.001, weight_decay=0.0, batch_size=128, seed=0,
-    )  # fmt: skip
-
-
-def test_a_position_never_depends_on_later_items():
-    model = _model()
-    a = torch.tensor([[3, 7, 2, 9, 4, 11, 5, 8]])
-    b = a.clone()
-    b[0, 5:] = torch.tensor([1, 19, 13])
-    with torch.no_grad():
-        ha, hb, short = model(a), model(b), model(a[:, :5])
-    torch.testing.assert_close(ha[:, :5], hb[:, :5], rtol=0, atol=1e-6)
-    torch.testing.assert_close(ha[:, :5], short, rtol=0, atol=1e-6)  # appending changes nothing
-    assert not torch.allclose(ha[:, 5:], hb[:, 5:])  # the later positions do see them
-
-
-def test_padding_side_and_amount_do_not_change_a_score():
-    model = _model()
-    seq = [3, 7, 2, 9]
-    left8, left12 = pad_left([seq], 8), pad_left([seq], 12)
-    right8 = torch.tensor([seq + [0] * 4])
-    bare = torch.tensor([seq])
-    with torch.no_grad():
-        vecs = [model.user_vectors(x) for x in (bare, left8, left12, right8)]
-    for v in vecs[1:]:
-        torch.testing.assert_close(v, vecs[0], rtol=0, atol=1e-5)
-    cands = torch.tensor([[10, 3, 5, 17]])
-    batch = pad_left([seq, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [6]], 12)  # in a batch, trimmed
-    scores = model.score(batch, torch.cat([cands, cands, cands]))
-    np.testing.assert_allclose(scores[0], model.score(bare, cands)[0], rtol=0, atol=1e-5)
-    assert trim(left12).shape == (1, 4) and trim(right8).shape == (1, 8)
-
-
-def test_one_item_and_empty_histories_give_finite_scores():
-    model = _model()
-    seqs = pad_left([[5], [], [4, 6]], 6)  # fully padded rows: every query sees itself
-    with torch.no_grad():
-        assert torch.isfinite(model(seqs)).all()
-    scores = model.score(seqs, torch.tensor([[5, 1, 2]] * 3))
-    assert np.isfinite(scores).all()
-    with torch.no_grad():
-        model.item.weight[2] = float("nan")
-    with pytest.raises(ValueError, match="non-finite"):
-        model.score(seqs, torch.tensor([[5, 1, 2]] * 3))
-
-
 def test_sequences_leave_out_held_targets_and_test_input_adds_the_valid_target():
     samples, inter, items = walk_world(20)
     index = {str(i): k + 1 for k, i in enumerate(items["item_id"])}
@@ -153,35 +99,79 @@ def _write(tmp_path: Path, n_users: int = 150) -> dict[str, Path]:
     return paths
 
 
-def test_stage_learns_a_walk_and_writes_a_reference_record(tmp_path):
+def _train_and_evaluate(tmp_path: Path, p: SasrecParams, primary: str) -> dict[str, Any]:
     paths = _write(tmp_path)
+    out = {
+        k: tmp_path / "sasrec" / f
+        for k, f in (
+            ("model", "model.pt"),
+            ("table", "item_table.pt"),
+            ("train_log", "train_log.parquet"),
+        )
+    }
+    settings_ = {k: getattr(p, k) for k in p.__dataclass_fields__}
+    train_sasrec(**paths, **out, sasrec=settings_, primary=primary)  # fmt: skip
     evaluation = defaults("eval", bootstrap=50, max_users=100)
-    out = tmp_path / "eval" / "sasrec.json"
-    settings_ = {k: getattr(SMALL, k) for k in SMALL.__dataclass_fields__}
-    rec = evaluate_sasrec(**paths, metrics=out, sasrec=settings_, evaluation=evaluation)
-    assert out.is_file()
+    metrics = tmp_path / "eval" / "sasrec.json"
+    rec = evaluate_sasrec(
+        **paths, model=out["model"], train_log=out["train_log"], metrics=metrics,
+        evaluation=evaluation,
+    )  # fmt: skip
+    assert metrics.is_file() and json.loads(metrics.read_text())["metrics"] == rec["metrics"]
+    return {"rec": rec, "paths": paths, "out": out, "settings": settings_, "eval": evaluation}
+
+
+@pytest.mark.parametrize("primary", ["full", "sampled"])
+def test_stages_learn_a_walk_and_write_the_model_table_and_record(tmp_path, primary):
+    run = _train_and_evaluate(tmp_path, SMALL, primary)
+    rec, paths = run["rec"], run["paths"]
     assert rec["model"] == "sasrec" and rec["kind"] == "reference"
-    frame = eval_rows(pd.read_parquet(paths["samples"]), 100, evaluation["seed"])
+    frame = eval_rows(pd.read_parquet(paths["samples"]), 100, run["eval"]["seed"])
     assert rec["candidates_sha256"] == candidates_digest(frame)
     assert rec["user_ids"] == frame.loc[frame["split"] == "test", "user_id"].tolist()
     assert rec["n_users"] == 100 and rec["n_candidates"] == 1 + N_NEG
-    assert rec["params"] > 0 and rec["settings"] == settings_
+    assert rec["params"] > 0 and rec["settings"] == run["settings"]
     t = rec["training"]
+    assert t["primary"] == primary
     assert 1 <= t["best_epoch"] <= t["epochs_run"] <= SMALL.epochs
     assert t["best_valid_ndcg@5"] == max(h["valid_ndcg@5"] for h in rec["train_log"])
     assert rec["metrics"]["hr@1"] >= 0.9, rec["metrics"]  # the next item ranks first
     assert t["best_valid_ndcg@5"] >= 0.9
     assert rec["full"]["n_items"] == N_ITEMS and rec["full"]["metrics"]["hr@1"] >= 0.8
     assert all(np.isfinite(rec["per_user"][k]).all() for k in RANKING_KEYS)
+    # the loop's log: one row per optimiser step and one per evaluation (epoch 0 = untrained)
+    log = pd.read_parquet(run["out"]["train_log"])
+    assert log["step"].max() == t["epochs_run"] * 3  # 148 two-item users / 64 a batch
+    evals = log.dropna(subset=["valid_ndcg@5"])["epoch"].tolist()
+    assert evals == list(range(t["epochs_run"] + 1))
+    # the item table the ID teachers read: the model's scoring rows, in items.parquet order
+    items = pd.read_parquet(paths["item_table"])
+    net, blob = load_sasrec(run["out"]["model"], items)
+    table = torch.load(run["out"]["table"], weights_only=False)
+    assert table["item_ids"] == items["item_id"].tolist()
+    assert torch.equal(table["table"], net.item.weight[1:].detach())
+    with pytest.raises(ValueError, match="other items"):
+        load_sasrec(run["out"]["model"], items.iloc[::-1])
+
+
+def test_validation_follows_the_primary_protocol():
+    """The same training with early stopping on full ranking and on the sampled candidates:
+    the first evaluation (the untrained model) already differs, as full ranking is harder."""
+    samples, inter, items = walk_world(60)
+    p = replace(SMALL, epochs=2)
+    logs = [train(samples, inter, items, p, primary)[1] for primary in ("full", "sampled")]
+    first = [float(lg["valid_ndcg@5"].iloc[0]) for lg in logs]
+    assert first[0] < first[1]
+    with pytest.raises(ValueError, match="eval.primary"):
+        train(samples, inter, items, p, "both")
 
 
 def test_same_seed_same_scores_other_seed_other_scores():
     samples, inter, items = walk_world(60)
     p = replace(SMALL, epochs=4)
-    runs = [train_and_score(samples, inter, items, samples, q) for q in (p, p, replace(p, seed=1))]
-    assert np.array_equal(runs[0][1], runs[1][1])
-    assert runs[0][3]["history"] == runs[1][3]["history"]
-    assert not np.array_equal(runs[0][1], runs[2][1])
+    runs = [train(samples, inter, items, q)[0].item.weight for q in (p, p, replace(p, seed=1))]
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
 
 
 def make_eval(name: str, kind: str, shift: float, seed: int) -> dict[str, Any]:
