@@ -9,6 +9,11 @@ from layerkd.models.recmodel import RecHeads, RecModel
 from layerkd.models.samples import SplitData
 
 TINY = {"num_layers": 4, "hidden_size": 32, "intermediate_size": 64, "num_heads": 4}
+#: a small SASRec (``sasrec`` section overrides) that learns the tests' walks in seconds
+SMALL_SASREC = {
+    "hidden": 32, "blocks": 1, "heads": 2, "dropout": 0.1, "max_len": 10, "epochs": 80,
+    "lr": 0.01, "batch_size": 64,
+}  # fmt: skip
 WORDS = "red blue green shoe cup lamp book pen coffee yoga tent stove"
 
 

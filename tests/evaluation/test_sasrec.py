@@ -30,20 +30,11 @@ from layerkd.evaluation.sasrec import (
 from layerkd.evaluation.significance import comparison_table
 from layerkd.models.sasrec import SasrecParams
 from layerkd.report.hypotheses import reference_check
+from tests.tiny import SMALL_SASREC
 
 N_ITEMS, N_NEG = 40, 9
-SMALL = settings(
-    SasrecParams, "sasrec", hidden=32, blocks=1, heads=2, dropout=0.1, max_len=10, epochs=80,
-    lr=0.01, batch_size=64,
-)  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+SMALL = settings(SasrecParams, "sasrec", **SMALL_SASREC)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def walk_world(n_users: int = 150, seed: int = 0) -> tuple[pd.DataFrame, ...]:

@@ -12,19 +12,10 @@ import torch.nn.functional as F
 
 from layerkd.config import settings
 from layerkd.models.sasrec import SASRec, SasrecParams, SasrecTask, pad_left, trim
+from tests.tiny import SMALL_SASREC
 
-SMALL = settings(
-    SasrecParams, "sasrec", hidden=32, blocks=1, heads=2, dropout=0.1, max_len=10, epochs=80,
-    lr=0.01, batch_size=64,
-)  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+SMALL = settings(SasrecParams, "sasrec", **SMALL_SASREC)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(p: SasrecParams = SMALL, n_items: int = 20) -> SASRec:
