@@ -28,7 +28,7 @@ from layerkd.evaluation.sasrec import (
     user_sequences,
 )
 from layerkd.evaluation.significance import comparison_table
-from layerkd.models.sasrec import SasrecParams
+from layerkd.models.sasrec import SasrecParams, SasrecTask
 from layerkd.report.hypotheses import reference_check
 from tests.tiny import SMALL_SASREC
 
@@ -163,6 +163,31 @@ def test_same_seed_same_scores_other_seed_other_scores():
     runs = [train(samples, inter, items, q)[0].item.weight for q in (p, p, replace(p, seed=1))]
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, monkeypatch):
+    samples, inter, items = walk_world(60)
+    p = replace(SMALL, epochs=2, batch_size=16, checkpoint_every=2)  # 4 steps an epoch
+    ckpt = tmp_path / "checkpoints"
+    plain, plain_log = train(samples, inter, items, p)
+    calls = {"n": 0}
+    real_loss = SasrecTask.loss
+
+    def dying_loss(self, idx):
+        calls["n"] += 1
+        if calls["n"] == 4:  # in step 4, after the checkpoint of step 2
+            raise KeyboardInterrupt
+        return real_loss(self, idx)
+
+    monkeypatch.setattr(SasrecTask, "loss", dying_loss)
+    with pytest.raises(KeyboardInterrupt):
+        train(samples, inter, items, p, ckpt_dir=ckpt, fingerprint="walk")
+    assert sorted(f.name for f in ckpt.iterdir()) == ["step0000002.pt"]
+    monkeypatch.setattr(SasrecTask, "loss", real_loss)
+    resumed, resumed_log = train(samples, inter, items, p, ckpt_dir=ckpt, fingerprint="walk")
+    assert torch.equal(resumed.item.weight, plain.item.weight)
+    pd.testing.assert_frame_equal(resumed_log, plain_log)
+    assert not ckpt.exists()  # cleared after a finished run
 
 
 def make_eval(name: str, kind: str, shift: float, seed: int) -> dict[str, Any]:

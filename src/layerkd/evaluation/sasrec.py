@@ -32,6 +32,8 @@ from layerkd.evaluation.reference import (
     training_interactions,
 )
 from layerkd.io import save_torch, write_json, write_parquet
+from layerkd.models.checkpoint import file_digest
+from layerkd.models.checkpoint import fingerprint as run_fingerprint
 from layerkd.models.fit import fit
 from layerkd.models.samples import half_rows
 from layerkd.models.sasrec import SASRec, SasrecParams, SasrecTask, pad_left
@@ -91,10 +93,14 @@ def train(
     items: pd.DataFrame,
     p: SasrecParams,
     primary: str = "full",
+    *,
+    ckpt_dir: Path | None = None,
+    fingerprint: str = "",
 ) -> tuple[SASRec, pd.DataFrame]:
     """SASRec trained on ``full`` (every split's training items) with early stopping on the
     select half's validation rows under ``primary`` (``sampled`` or ``full``): (the model with
-    the best weights, the loop's log)."""
+    the best weights, the loop's log). With ``ckpt_dir`` and ``sasrec.checkpoint_every`` a
+    killed run resumes from its last checkpoint of the same ``fingerprint``."""
     if primary not in ("sampled", "full"):
         raise ValueError(f"eval.primary={primary!r}: expected sampled or full")
     index = item_index(items)
@@ -108,7 +114,10 @@ def train(
         torch.manual_seed(p.seed)
         model = SASRec(len(index), p)
         task = SasrecTask(model, list(seqs.values()), (inputs, cands), p.max_len, ranked)
-        frame = fit(task, model, list(model.parameters()), len(task), p, desc="sasrec")
+        frame = fit(
+            task, model, list(model.parameters()), len(task), p,
+            ckpt_dir=ckpt_dir, fingerprint=fingerprint, desc="sasrec",
+        )  # fmt: skip
     return model, frame
 
 
@@ -137,14 +146,19 @@ def train_sasrec(
     sasrec: dict[str, Any],
     primary: str,
 ) -> pd.DataFrame:
-    """``train_sasrec``: train SASRec (``sasrec`` section; early stopping under ``eval.primary``)
-    and write ``model`` (weights, settings, item ids, training summary), the loop's log
+    """``train_sasrec``: train SASRec (``sasrec`` section; early stopping under ``eval.primary``;
+    resumable from ``checkpoints/`` beside ``model`` when ``checkpoint_every`` is set) and write
+    ``model`` (weights, settings, item ids, training summary), the loop's log
     ``train_log`` and ``table``: the learned item table (n_items, hidden) in ``items.parquet``
     order, which the ID modes of ``teacher.items`` read."""
     p = SasrecParams(**sasrec)
     full, items = pd.read_parquet(samples), pd.read_parquet(item_table)
     start = time.perf_counter()
-    net, frame = train(full, pd.read_parquet(interactions), items, p, primary)
+    fp = run_fingerprint(file_digest(samples, interactions, item_table), primary)
+    net, frame = train(
+        full, pd.read_parquet(interactions), items, p, primary,
+        ckpt_dir=Path(model).parent / "checkpoints", fingerprint=fp,
+    )  # fmt: skip
     seconds = time.perf_counter() - start
     summary = training_summary(frame, p.epochs)
     log.info(
