@@ -35,16 +35,16 @@ from layerkd.io import save_torch, write_json, write_parquet
 from layerkd.models.checkpoint import file_digest
 from layerkd.models.checkpoint import fingerprint as run_fingerprint
 from layerkd.models.fit import fit
-from layerkd.models.samples import half_rows
+from layerkd.models.samples import half_rows, item_index
 from layerkd.models.sasrec import SASRec, SasrecParams, SasrecTask, pad_left
 from layerkd.records import Record
 
 log = logging.getLogger(__name__)
 
 
-def item_index(items: pd.DataFrame) -> dict[str, int]:
-    """Item id -> SASRec index (1..n in ``items.parquet`` order; 0 is padding)."""
-    return {str(item): i + 1 for i, item in enumerate(items["item_id"])}
+def sasrec_index(items: pd.DataFrame) -> dict[str, int]:
+    """Item id -> SASRec index: the row in ``items.parquet`` + 1 (0 is padding)."""
+    return {item: row + 1 for item, row in item_index(items).items()}
 
 
 def user_sequences(
@@ -103,7 +103,7 @@ def train(
     killed run resumes from its last checkpoint of the same ``fingerprint``."""
     if primary not in ("sampled", "full"):
         raise ValueError(f"eval.primary={primary!r}: expected sampled or full")
-    index = item_index(items)
+    index = sasrec_index(items)
     seqs = user_sequences(full, interactions, index)
     select = half_rows(full, "select")
     _, inputs, cands = split_inputs(select, "valid", seqs, index, p.max_len)
@@ -210,7 +210,7 @@ def evaluate_sasrec(
     full, items = pd.read_parquet(samples), pd.read_parquet(item_table)
     seen_table = pd.read_parquet(interactions)
     net, blob = load_sasrec(model, items)
-    index = item_index(items)
+    index = sasrec_index(items)
     seqs = user_sequences(full, seen_table, index)
     vt = full[full["split"] == "valid"]
     after = {str(u): _idx(index, t) for u, t in zip(vt["user_id"], vt["target"], strict=True)}
