@@ -16,6 +16,7 @@ NDCG@5) and the ordered list of parameters to train; :func:`fit` owns the rest:
 * checkpoints every ``checkpoint_every`` optimiser steps (:mod:`layerkd.models.checkpoint`):
   a run killed at any point and started again resumes exactly where the last checkpoint was,
   and ends with the same weights and log as an uninterrupted run;
+* a non-finite loss stops the run with an error (before the update), never silently;
 * one log row per optimiser step (``epoch, step, lr`` and the mean loss terms) and per
   evaluation (``epoch, step, valid_ndcg@5``).
 """
@@ -149,6 +150,10 @@ def step(task: Task, run: Run, group: list[list[int]]) -> dict[str, float]:
         (terms["total"] * share).backward()
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach()) * share
+    if not math.isfinite(sums["total"]):  # before the update: the weights stay as they were
+        raise FloatingPointError(
+            f"non-finite training loss {sums} at optimiser step {run.state.get('step', 0) + 1}"
+        )
     if run.p.max_grad_norm > 0:
         torch.nn.utils.clip_grad_norm_(run.params, run.p.max_grad_norm)
     lr = run.opt.param_groups[0]["lr"]
